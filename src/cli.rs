@@ -1,0 +1,367 @@
+//! The command line: `serve`, `migrate`, `apply`, `credential`, `access`, `check-config`.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{hash_password, new_api_key};
+use crate::config::{Config, Layer};
+use crate::model::policy::Policy;
+use crate::model::time::{format_taxii, now_micros, parse_taxii};
+use crate::storage::{self, credentials, Storage, StorageError};
+
+/// Concordia: a TAXII 2.1 server for sharing STIX 2.1 threat intelligence between partners.
+#[derive(Debug, Parser)]
+#[command(name = "concordia", version, about)]
+pub struct Cli {
+    /// TOML configuration file (see README: Configuration).
+    #[arg(long, global = true, env = "CONCORDIA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (default sqlite://concordia.db).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the TAXII 2.1 server.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create or update API roots, partners, groups and collections from a policy file.
+    Apply {
+        /// The policy file (TOML), e.g. examples/alliance.toml.
+        policy: PathBuf,
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove partners (with their credentials) and empty collections absent from the file.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Manage partner credentials (passwords and API keys).
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// List the collections a partner can read or write.
+    Access {
+        /// Partner name.
+        partner: String,
+    },
+    /// Print the merged configuration (secrets masked) and exit non-zero if it is invalid.
+    CheckConfig,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<String>,
+    /// PEM certificate chain: serve HTTPS (TLS 1.2/1.3).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address because a TLS proxy terminates HTTPS.
+    #[arg(long)]
+    behind_tls_proxy: bool,
+    /// Serve collections marked public to requests without credentials.
+    #[arg(long)]
+    anonymous_read: bool,
+    /// HTTP worker threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Do not apply pending migrations at start.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Start a demo: a fresh concordia-demo.db with the example alliance policy, demo
+    /// credentials (printed) and sample STIX objects.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialCommand {
+    /// Add a password (read from stdin) or generate an API key (printed once) for a partner.
+    Add {
+        /// Partner name.
+        partner: String,
+        /// Read the password from standard input (one line).
+        #[arg(long, conflicts_with = "api_key", required_unless_present = "api_key")]
+        password_stdin: bool,
+        /// Generate an API key and print it on standard output (shown only this once).
+        #[arg(long)]
+        api_key: bool,
+        /// A note to tell credentials apart (e.g. "sentinel connector").
+        #[arg(long)]
+        label: Option<String>,
+        /// Expiry time, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a partner's credentials (never their secrets).
+    List {
+        /// Partner name.
+        partner: String,
+    },
+    /// Revoke a credential now.
+    Revoke {
+        /// Credential id (from `credential list`).
+        id: String,
+    },
+    /// Make a credential expire (now, or at --at).
+    Expire {
+        /// Credential id (from `credential list`).
+        id: String,
+        /// When, RFC 3339; default now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli, flags: Layer) -> anyhow::Result<Config> {
+    let layer = Layer { database_url: cli.database_url.clone(), log_format: cli.log_format.clone(), ..Layer::default() }.merge(flags);
+    Config::load(cli.config.as_deref(), layer).map_err(|problems| {
+        anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))
+    })
+}
+
+fn open(config: &Config, migrate: bool) -> anyhow::Result<Storage> {
+    Storage::connect(&config.database_url, config.pool_size, migrate).with_context(|| format!("opening database {}", config.database_url))
+}
+
+fn parse_time(s: &str) -> anyhow::Result<i64> {
+    parse_taxii(s).with_context(|| format!("'{s}' is not an RFC 3339 time such as 2027-01-01T00:00:00Z"))
+}
+
+fn not_found(what: &str) -> impl Fn(StorageError) -> anyhow::Error + '_ {
+    move |e| match e {
+        StorageError::NotFound => anyhow::anyhow!("{what} not found"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve(a) => {
+            let flags = Layer {
+                listen: a.listen.clone(),
+                tls_cert: a.tls_cert.clone(),
+                tls_key: a.tls_key.clone(),
+                behind_tls_proxy: a.behind_tls_proxy.then_some(true),
+                anonymous_read: a.anonymous_read.then_some(true),
+                workers: a.workers,
+                ..Layer::default()
+            };
+            let demo_default_db = a.demo && cli.database_url.is_none() && std::env::var_os("CONCORDIA_DATABASE_URL").is_none();
+            let flags = if demo_default_db { Layer { database_url: Some("sqlite://concordia-demo.db".into()), ..flags } } else { flags };
+            let config = load_config(&cli, flags)?;
+            init_tracing(config.json_logs);
+            if demo_default_db {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("concordia-demo.db{suffix}"));
+                }
+            }
+            let storage = open(&config, !a.no_migrate)?;
+            if a.demo {
+                let lines = crate::demo::load(&storage).context("loading the demo")?;
+                let scheme = if config.tls.is_some() { "https" } else { "http" };
+                let base = format!("{scheme}://{}", config.listen);
+                println!("Concordia demo: example alliance policy loaded from examples/alliance.toml, sample objects in 'Alliance indicators'.");
+                println!("Demo credentials (HTTP Basic user = partner name):");
+                for l in lines {
+                    println!("{l}");
+                }
+                println!("Try:");
+                println!("  curl -u cert-alpha:demo-cert-alpha {base}/taxii2/");
+                println!(
+                    "  curl -u cert-alpha:demo-cert-alpha {base}/alliance/collections/{}/objects/",
+                    crate::demo::ALLIANCE_COLLECTION
+                );
+            }
+            actix_web::rt::System::new().block_on(crate::server::run(config, storage))
+        }
+        Command::Migrate => {
+            let config = load_config(&cli, Layer::default())?;
+            let url = storage::DbUrl::parse(&config.database_url)?;
+            let mut c = storage::open(&url)?;
+            let n = storage::migrate(&mut c)?;
+            println!("applied {n} migration(s) to {}", config.database_url);
+            Ok(())
+        }
+        Command::Apply { policy, dry_run, prune } => {
+            let config = load_config(&cli, Layer::default())?;
+            let text = std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
+            let parsed = Policy::from_toml(&text)
+                .map_err(|p| anyhow::anyhow!("{} is not a valid policy:\n  - {}", policy.display(), p.join("\n  - ")))?;
+            let storage = open(&config, true)?;
+            let result = storage.write_blocking(|c| {
+                let changes = storage::access::apply(c, &parsed, *prune)?;
+                if *dry_run {
+                    Err(StorageError::RolledBack(changes))
+                } else {
+                    Ok(changes)
+                }
+            });
+            let (changes, applied) = match result {
+                Ok(ch) => (ch, true),
+                Err(StorageError::RolledBack(ch)) => (ch, false),
+                Err(e) => return Err(e.into()),
+            };
+            for line in &changes {
+                println!("{line}");
+            }
+            let real = changes.iter().filter(|l| !l.starts_with('=')).count();
+            match (applied, real) {
+                (_, 0) => println!("no changes: the database already matches {}", policy.display()),
+                (true, n) => println!("applied {n} change(s)"),
+                (false, n) => println!("dry run: {n} change(s) would be applied"),
+            }
+            Ok(())
+        }
+        Command::Credential(cmd) => {
+            let config = load_config(&cli, Layer::default())?;
+            let storage = open(&config, true)?;
+            credential(&storage, cmd)
+        }
+        Command::Access { partner } => {
+            let config = load_config(&cli, Layer::default())?;
+            let storage = open(&config, true)?;
+            let rows = storage.read_blocking(|c| storage::access::partner_access(c, partner)).map_err(not_found("partner"))?;
+            if rows.is_empty() {
+                println!("{partner} can access no collection");
+            }
+            for (root, id, title, rights) in rows {
+                let r = match (rights.read, rights.write) {
+                    (true, true) => "read+write",
+                    (true, false) => "read",
+                    _ => "write",
+                };
+                println!("/{root}/collections/{id}/  {r:<10}  {title}");
+            }
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let config = load_config(&cli, Layer::default())?;
+            println!("{config:#?}");
+            Ok(())
+        }
+    }
+}
+
+fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> {
+    match cmd {
+        CredentialCommand::Add { partner, password_stdin, api_key, label, expires } => {
+            let expires_at = expires.as_deref().map(parse_time).transpose()?;
+            let now = now_micros();
+            if *password_stdin {
+                if std::io::stdin().is_terminal() {
+                    eprintln!("password for {partner}: ");
+                }
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+                let password = line.trim_end_matches(['\n', '\r']);
+                if password.len() < 8 {
+                    bail!("the password must be at least 8 characters long");
+                }
+                if password.starts_with("cnc_") {
+                    bail!("passwords must not start with cnc_ (reserved for API keys)");
+                }
+                let hash = hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+                let id = storage
+                    .write_blocking(|c| {
+                        credentials::add(
+                            c,
+                            &credentials::NewCredential { partner, kind: "password", lookup: None, secret_hash: &hash, label: label.as_deref(), now, expires_at },
+                        )
+                    })
+                    .map_err(not_found("partner"))?;
+                eprintln!("added password credential {id} for {partner}");
+            } else if *api_key {
+                let (key, lookup, digest) = new_api_key();
+                let id = storage
+                    .write_blocking(|c| {
+                        credentials::add(
+                            c,
+                            &credentials::NewCredential {
+                                partner,
+                                kind: "api_key",
+                                lookup: Some(&lookup),
+                                secret_hash: &digest,
+                                label: label.as_deref(),
+                                now,
+                                expires_at,
+                            },
+                        )
+                    })
+                    .map_err(not_found("partner"))?;
+                eprintln!("added API key credential {id} for {partner}; the key is shown only now:");
+                println!("{key}");
+            }
+            Ok(())
+        }
+        CredentialCommand::List { partner } => {
+            let list = storage.read_blocking(|c| credentials::list(c, partner)).map_err(not_found("partner"))?;
+            let now = now_micros();
+            println!("{:<36}  {:<8}  {:<8}  {:<27}  label", "id", "kind", "state", "expires");
+            for c in list {
+                let state = if c.revoked_at.is_some() {
+                    "revoked"
+                } else if c.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<36}  {:<8}  {:<8}  {:<27}  {}",
+                    c.id,
+                    c.kind,
+                    state,
+                    c.expires_at.map(format_taxii).unwrap_or_else(|| "never".into()),
+                    c.label.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        CredentialCommand::Revoke { id } => {
+            storage.write_blocking(|c| credentials::revoke(c, id, now_micros())).map_err(not_found("active credential"))?;
+            println!("revoked {id}");
+            Ok(())
+        }
+        CredentialCommand::Expire { id, at } => {
+            let at = match at {
+                Some(t) => parse_time(t)?,
+                None => now_micros(),
+            };
+            storage.write_blocking(|c| credentials::expire(c, id, at)).map_err(not_found("credential"))?;
+            println!("credential {id} expires at {}", format_taxii(at));
+            Ok(())
+        }
+    }
+}

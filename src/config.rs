@@ -1,0 +1,273 @@
+//! Configuration: built-in defaults < TOML file (`--config`) < `CONCORDIA_*` environment
+//! variables < command-line flags, merged in [`Config::load`] and validated with every problem
+//! reported at once. Secrets may come from files (`server_key_file`, `CONCORDIA_SERVER_KEY_FILE`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// One configuration layer; every field optional. The TOML file has exactly these keys, and each
+/// has an environment variable `CONCORDIA_<KEY in upper case>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Address to listen on (default 127.0.0.1:8080).
+    pub listen: Option<String>,
+    /// Database URL: `sqlite://PATH` or a path (default sqlite://concordia.db).
+    pub database_url: Option<String>,
+    /// PEM certificate chain for HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address because a TLS proxy sits in front.
+    pub behind_tls_proxy: Option<bool>,
+    /// Key that signs `next` tokens (at least 32 characters). Default: a random key generated
+    /// once and kept in the database, so every node on the database shares it.
+    pub server_key: Option<String>,
+    /// File holding `server_key`.
+    pub server_key_file: Option<PathBuf>,
+    /// Most objects per page (default 1000); larger `limit` values are clamped.
+    pub max_page_size: Option<u64>,
+    /// Hours a status resource stays readable (default 72; TAXII asks for at least 24).
+    pub status_retention_hours: Option<u64>,
+    /// Serve collections marked `public` to requests without credentials (default false).
+    pub anonymous_read: Option<bool>,
+    /// Seconds a verified login stays cached (default 60).
+    pub auth_cache_seconds: Option<u64>,
+    /// How often the server checks the database for policy and credential changes, in ms
+    /// (default 1000).
+    pub policy_refresh_ms: Option<u64>,
+    /// HTTP worker threads (default: number of CPUs).
+    pub workers: Option<usize>,
+    /// Database read connections (default 8).
+    pub pool_size: Option<u32>,
+    /// `text` or `json` log lines (default text).
+    pub log_format: Option<String>,
+}
+
+macro_rules! merge_fields {
+    ($base:ident, $over:ident, $($f:ident),*) => { $( if $over.$f.is_some() { $base.$f = $over.$f; } )* };
+}
+
+impl Layer {
+    /// Fields set in `over` replace those in `self`.
+    pub fn merge(mut self, over: Layer) -> Layer {
+        merge_fields!(
+            self, over, listen, database_url, tls_cert, tls_key, behind_tls_proxy, server_key, server_key_file, max_page_size,
+            status_retention_hours, anonymous_read, auth_cache_seconds, policy_refresh_ms, workers, pool_size, log_format
+        );
+        self
+    }
+
+    /// Reads the `CONCORDIA_*` environment variables.
+    pub fn from_env(problems: &mut Vec<String>) -> Layer {
+        fn var<T: FromStr>(key: &str, problems: &mut Vec<String>) -> Option<T> {
+            let name = format!("CONCORDIA_{}", key.to_ascii_uppercase());
+            let value = std::env::var(&name).ok()?;
+            match value.parse() {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    problems.push(format!("{name}='{value}' is not a valid value"));
+                    None
+                }
+            }
+        }
+        Layer {
+            listen: var("listen", problems),
+            database_url: var("database_url", problems),
+            tls_cert: var("tls_cert", problems),
+            tls_key: var("tls_key", problems),
+            behind_tls_proxy: var("behind_tls_proxy", problems),
+            server_key: var("server_key", problems),
+            server_key_file: var("server_key_file", problems),
+            max_page_size: var("max_page_size", problems),
+            status_retention_hours: var("status_retention_hours", problems),
+            anonymous_read: var("anonymous_read", problems),
+            auth_cache_seconds: var("auth_cache_seconds", problems),
+            policy_refresh_ms: var("policy_refresh_ms", problems),
+            workers: var("workers", problems),
+            pool_size: var("pool_size", problems),
+            log_format: var("log_format", problems),
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub behind_tls_proxy: bool,
+    pub server_key: Option<Secret>,
+    pub max_page_size: u64,
+    pub status_retention_hours: u64,
+    pub anonymous_read: bool,
+    pub auth_cache_seconds: u64,
+    pub policy_refresh_ms: u64,
+    pub workers: usize,
+    pub pool_size: u32,
+    pub json_logs: bool,
+}
+
+impl Config {
+    /// Merges file < environment < flags and validates the result.
+    pub fn load(file: Option<&std::path::Path>, flags: Layer) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let from_file = match file {
+            None => Layer::default(),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => toml::from_str(&text).unwrap_or_else(|e| {
+                    problems.push(format!("{}: {e}", path.display()));
+                    Layer::default()
+                }),
+                Err(e) => {
+                    problems.push(format!("cannot read config file {}: {e}", path.display()));
+                    Layer::default()
+                }
+            },
+        };
+        let env = Layer::from_env(&mut problems);
+        let l = from_file.merge(env).merge(flags);
+        let cfg = Config::validate(l, &mut problems);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn validate(l: Layer, problems: &mut Vec<String>) -> Config {
+        let listen = l.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen = listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!("listen '{listen}' is not an address such as 127.0.0.1:8080"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let tls = match (l.tls_cert, l.tls_key) {
+            (Some(c), Some(k)) => {
+                for p in [&c, &k] {
+                    if !p.is_file() {
+                        problems.push(format!("TLS file {} does not exist", p.display()));
+                    }
+                }
+                Some((c, k))
+            }
+            (None, None) => None,
+            _ => {
+                problems.push("tls_cert and tls_key must be given together".into());
+                None
+            }
+        };
+        let behind_tls_proxy = l.behind_tls_proxy.unwrap_or(false);
+        if tls.is_none() && !behind_tls_proxy && !listen.ip().is_loopback() {
+            problems.push(format!(
+                "refusing to serve plain HTTP on non-loopback address {listen}: give --tls-cert/--tls-key, or --behind-tls-proxy if a TLS proxy terminates HTTPS"
+            ));
+        }
+        let server_key = match (l.server_key, l.server_key_file) {
+            (Some(_), Some(_)) => {
+                problems.push("set server_key or server_key_file, not both".into());
+                None
+            }
+            (Some(k), None) => Some(k),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(k) => Some(k.trim().to_owned()),
+                Err(e) => {
+                    problems.push(format!("cannot read server_key_file {}: {e}", path.display()));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        if server_key.as_ref().is_some_and(|k| k.len() < 32) {
+            problems.push("server_key must be at least 32 characters long".into());
+        }
+        let max_page_size = l.max_page_size.unwrap_or(1000);
+        if !(1..=100_000).contains(&max_page_size) {
+            problems.push("max_page_size must be between 1 and 100000".into());
+        }
+        let status_retention_hours = l.status_retention_hours.unwrap_or(72);
+        if status_retention_hours < 24 {
+            problems.push("status_retention_hours must be at least 24 (TAXII 2.1 §4.3)".into());
+        }
+        let json_logs = match l.log_format.as_deref().unwrap_or("text") {
+            "text" => false,
+            "json" => true,
+            other => {
+                problems.push(format!("log_format '{other}' must be text or json"));
+                false
+            }
+        };
+        let workers = l.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+        if workers == 0 || workers > 256 {
+            problems.push("workers must be between 1 and 256".into());
+        }
+        let pool_size = l.pool_size.unwrap_or(8);
+        if pool_size == 0 || pool_size > 256 {
+            problems.push("pool_size must be between 1 and 256".into());
+        }
+        Config {
+            listen,
+            database_url: l.database_url.unwrap_or_else(|| "sqlite://concordia.db".into()),
+            tls,
+            behind_tls_proxy,
+            server_key: server_key.map(Secret),
+            max_page_size,
+            status_retention_hours,
+            anonymous_read: l.anonymous_read.unwrap_or(false),
+            auth_cache_seconds: l.auth_cache_seconds.unwrap_or(60),
+            policy_refresh_ms: l.policy_refresh_ms.unwrap_or(1000).max(50),
+            workers,
+            pool_size,
+            json_logs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win() {
+        let a = Layer { listen: Some("127.0.0.1:1".into()), max_page_size: Some(5), ..Layer::default() };
+        let b = Layer { listen: Some("127.0.0.1:2".into()), ..Layer::default() };
+        let m = a.merge(b);
+        assert_eq!(m.listen.as_deref(), Some("127.0.0.1:2"));
+        assert_eq!(m.max_page_size, Some(5));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let l = Layer {
+            listen: Some("0.0.0.0:8080".into()),
+            server_key: Some("short".into()),
+            max_page_size: Some(0),
+            status_retention_hours: Some(1),
+            log_format: Some("xml".into()),
+            ..Layer::default()
+        };
+        let mut problems = Vec::new();
+        let _ = Config::validate(l, &mut problems);
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+    }
+}

@@ -1,0 +1,110 @@
+//! `HttpError` and the TAXII error resource (§3.6.1). The only place that picks status codes.
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::model::TAXII_CONTENT_TYPE;
+use crate::service::ServiceError;
+
+/// Everything a TAXII request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("the Accept header allows no TAXII 2.1 media type; send Accept: application/taxii+json;version=2.1")]
+    NotAcceptable,
+    #[error("Content-Type must be application/taxii+json;version=2.1 (got '{0}')")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than this API root's max_content_length of {0} bytes; send smaller envelopes")]
+    TooLarge(i64),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no TAXII endpoint at this URL")]
+    NoRoute,
+    #[error("this method is not allowed at this URL")]
+    MethodNotAllowed,
+}
+
+/// The TAXII error resource.
+#[derive(Serialize)]
+struct ErrorResource<'a> {
+    title: &'a str,
+    description: String,
+    error_code: &'a str,
+    http_status: String,
+}
+
+impl HttpError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ServiceError as S;
+        match self {
+            HttpError::Service(e) => match e {
+                S::Unauthenticated => (StatusCode::UNAUTHORIZED, "Unauthorized", "authentication_required"),
+                S::UnknownApiRoot => (StatusCode::NOT_FOUND, "Not Found", "unknown_api_root"),
+                // Hidden and unknown collections share this exact answer.
+                S::UnknownCollection => (StatusCode::NOT_FOUND, "Not Found", "unknown_collection"),
+                S::UnknownObject(_) => (StatusCode::NOT_FOUND, "Not Found", "unknown_object"),
+                S::UnknownStatus => (StatusCode::NOT_FOUND, "Not Found", "unknown_status"),
+                S::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", "forbidden"),
+                S::BadQuery(_) => (StatusCode::BAD_REQUEST, "Bad Request", "invalid_query_parameter"),
+                S::BadCursor(_) => (StatusCode::BAD_REQUEST, "Bad Request", "invalid_next"),
+                S::MalformedBody(_) => (StatusCode::BAD_REQUEST, "Bad Request", "malformed_body"),
+                S::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable Entity", "not_an_envelope"),
+                S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
+                S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal_error"),
+            },
+            HttpError::Auth(AuthError::Storage(_)) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
+            HttpError::Auth(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", "authentication_required"),
+            HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "Not Acceptable", "not_acceptable"),
+            HttpError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type", "unsupported_media_type"),
+            HttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "too_large"),
+            HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request", "bad_request"),
+            HttpError::NoRoute => (StatusCode::NOT_FOUND, "Not Found", "no_endpoint"),
+            HttpError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "method_not_allowed"),
+        }
+    }
+}
+
+/// Builds a TAXII error response.
+pub fn error_response(status: StatusCode, title: &str, error_code: &str, description: String) -> HttpResponse {
+    let body = ErrorResource { title, description, error_code, http_status: status.as_u16().to_string() };
+    let mut r = HttpResponse::build(status);
+    r.insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE));
+    if status == StatusCode::UNAUTHORIZED {
+        r.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"concordia\", Bearer realm=\"concordia\""));
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        r.insert_header((header::ALLOW, "GET, POST, DELETE"));
+    }
+    r.body(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, title, code) = self.parts();
+        let description = match self {
+            HttpError::Service(ServiceError::Internal(e)) => {
+                tracing::error!(error = ?e, "request failed");
+                "the server could not complete the request; it has been logged".to_owned()
+            }
+            HttpError::Service(ServiceError::Unavailable(e)) | HttpError::Auth(AuthError::Storage(e)) => {
+                tracing::warn!(error = %e, "database unavailable");
+                "the server is busy or its database is unavailable; retry shortly".to_owned()
+            }
+            // Hidden and unknown collections: one fixed text, so nothing leaks (T-029).
+            HttpError::Service(ServiceError::UnknownCollection) => "no such collection in this API root".to_owned(),
+            HttpError::Service(ServiceError::UnknownApiRoot) => "no such API root".to_owned(),
+            other => other.to_string(),
+        };
+        error_response(status, title, code, description)
+    }
+}

@@ -1,0 +1,20 @@
+//! Concordia: a TAXII 2.1 server for sharing STIX 2.1 threat intelligence between partner
+//! organisations, with access granted per partner group and collection.
+//!
+//! Layers, one direction only: `cli -> server -> http -> service -> {auth, storage} -> model`.
+//! - [`model`]: TAXII resources, filters, the signed `next` cursor, timestamps; no I/O.
+//! - [`storage`]: diesel over SQLite; returns model types; the only code that knows SQL.
+//! - [`auth`]: credentials to a [`model::access::Principal`], with a cache of verified logins.
+//! - [`service`]: the TAXII operations; applies access rights and filters.
+//! - [`http`]: the wire layer (actix-web): routes, content negotiation, error resources.
+//! - [`server`], [`config`], [`cli`]: start-up, configuration and the command line.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod model;
+pub mod server;
+pub mod service;
+pub mod storage;

@@ -1,0 +1,296 @@
+//! Query parameters of the object endpoints (§3.4): parsing, validation and a canonical form.
+//!
+//! Every malformed value is rejected with a message that says what to fix (T-200); unknown
+//! `match[...]` fields and other unknown parameters are ignored (T-211).
+
+use serde::{Deserialize, Serialize};
+
+use super::time::{parse_taxii, stix_version_key, Micros};
+
+/// Which object endpoint a query is for; decides which parameters apply (T-220).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    Objects,
+    Manifest,
+    Object,
+    Versions,
+    Delete,
+}
+
+impl Endpoint {
+    fn allows(self, field: &str) -> bool {
+        match self {
+            Endpoint::Objects | Endpoint::Manifest => {
+                matches!(field, "added_after" | "limit" | "next" | "id" | "type" | "version" | "spec_version")
+            }
+            Endpoint::Object => matches!(field, "added_after" | "limit" | "next" | "version" | "spec_version"),
+            Endpoint::Versions => matches!(field, "added_after" | "limit" | "next" | "spec_version"),
+            Endpoint::Delete => matches!(field, "version" | "spec_version"),
+        }
+    }
+}
+
+/// The `match[version]` selection (T-214..T-217).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersionSel {
+    All,
+    /// Any of: the first version, the last version, explicit versions (normalised keys).
+    Some { first: bool, last: bool, explicit: Vec<String> },
+}
+
+impl VersionSel {
+    pub fn last() -> Self {
+        VersionSel::Some { first: false, last: true, explicit: Vec::new() }
+    }
+}
+
+/// The filters of a request, without `limit` and `next`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    pub added_after: Option<Micros>,
+    pub ids: Vec<String>,
+    pub types: Vec<String>,
+    pub versions: VersionSel,
+    /// Empty: the default, the latest spec version per object (T-219).
+    pub spec_versions: Vec<String>,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter { added_after: None, ids: Vec::new(), types: Vec::new(), versions: VersionSel::last(), spec_versions: Vec::new() }
+    }
+}
+
+/// A parsed query: filters, the client's limit and the `next` token, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub filter: Filter,
+    /// Whether the request carried any filter parameter (as opposed to only `limit`/`next`).
+    pub has_filters: bool,
+    /// Whether `match[version]` was given (the default `last` is then not implied).
+    pub versions_given: bool,
+    pub limit: Option<u64>,
+    pub next: Option<String>,
+}
+
+/// A query parameter problem, turned into a 400 by the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, QueryError> {
+    Err(QueryError(msg.into()))
+}
+
+/// Splits a comma-separated list, refusing empty elements.
+fn list(name: &str, value: &str) -> Result<Vec<String>, QueryError> {
+    let mut out: Vec<String> = Vec::new();
+    for part in value.split(',') {
+        if part.is_empty() {
+            return err(format!("{name} has an empty value; give one or more comma-separated values without spaces"));
+        }
+        out.push(part.to_owned());
+    }
+    Ok(out)
+}
+
+fn parse_versions(value: &str) -> Result<VersionSel, QueryError> {
+    let tokens = list("match[version]", value)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut first = false;
+    let mut last = false;
+    let mut all = false;
+    let mut explicit = Vec::new();
+    for t in &tokens {
+        let key = match t.as_str() {
+            "first" => {
+                first = true;
+                "first".to_owned()
+            }
+            "last" => {
+                last = true;
+                "last".to_owned()
+            }
+            "all" => {
+                all = true;
+                "all".to_owned()
+            }
+            other => match stix_version_key(other) {
+                Some(k) => {
+                    explicit.push(k.clone());
+                    k
+                }
+                None => {
+                    return err(format!(
+                        "match[version] value '{other}' is not 'first', 'last', 'all' or a STIX timestamp such as 2016-01-01T01:01:01.000Z"
+                    ))
+                }
+            },
+        };
+        if !seen.insert(key) {
+            return err(format!("match[version] lists '{t}' more than once"));
+        }
+    }
+    if all && tokens.len() > 1 {
+        return err("match[version]=all cannot be combined with other values");
+    }
+    if all {
+        return Ok(VersionSel::All);
+    }
+    explicit.sort();
+    Ok(VersionSel::Some { first, last, explicit })
+}
+
+fn parse_spec_versions(value: &str) -> Result<Vec<String>, QueryError> {
+    let mut out = list("match[spec_version]", value)?;
+    for v in &out {
+        let ok = v.split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
+        });
+        if !ok {
+            return err(format!("match[spec_version] value '{v}' is not a STIX version such as 2.1"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Parses the raw query string of a request to `endpoint`.
+pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
+    let mut filter = Filter::default();
+    let mut has_filters = false;
+    let mut versions_given = false;
+    let mut limit = None;
+    let mut next = None;
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let field = match key.strip_prefix("match[").and_then(|k| k.strip_suffix(']')) {
+            Some(f) => f.to_owned(),
+            None => key.to_string(),
+        };
+        let is_match = key.starts_with("match[");
+        let known = matches!(field.as_str(), "added_after" | "limit" | "next") && !is_match
+            || is_match && matches!(field.as_str(), "id" | "type" | "version" | "spec_version");
+        if !known {
+            continue; // unknown parameters and match fields are ignored (T-211)
+        }
+        if !seen.insert(key.to_string()) {
+            return err(format!("parameter {key} is given more than once; give it once, with comma-separated values"));
+        }
+        if !endpoint.allows(&field) {
+            continue;
+        }
+        match (is_match, field.as_str()) {
+            (false, "added_after") => {
+                has_filters = true;
+                match parse_taxii(&value) {
+                    Some(t) => filter.added_after = Some(t),
+                    None => return err(format!("added_after '{value}' is not a timestamp such as 2016-01-01T01:01:01.000000Z")),
+                }
+            }
+            (false, "limit") => {
+                if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
+                    return err(format!("limit '{value}' is not a positive whole number"));
+                }
+                // Values beyond u64 are clamped like any other value above the server maximum.
+                let n = value.parse::<u64>().unwrap_or(u64::MAX);
+                if n == 0 {
+                    return err("limit must be greater than 0");
+                }
+                limit = Some(n);
+            }
+            (false, "next") => {
+                if !value.is_empty() {
+                    next = Some(value.to_string());
+                }
+            }
+            (true, "id") => {
+                has_filters = true;
+                let mut ids = list("match[id]", &value)?;
+                ids.sort();
+                ids.dedup();
+                filter.ids = ids;
+            }
+            (true, "type") => {
+                has_filters = true;
+                let mut types = list("match[type]", &value)?;
+                types.sort();
+                types.dedup();
+                filter.types = types;
+            }
+            (true, "version") => {
+                has_filters = true;
+                versions_given = true;
+                filter.versions = parse_versions(&value)?;
+            }
+            (true, "spec_version") => {
+                has_filters = true;
+                filter.spec_versions = parse_spec_versions(&value)?;
+            }
+            _ => {}
+        }
+    }
+    if endpoint == Endpoint::Versions {
+        filter.versions = VersionSel::All;
+    }
+    Ok(Query { filter, has_filters, versions_given, limit, next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_latest_version_and_spec() {
+        let q = parse_query("", Endpoint::Objects).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.filter, Filter::default());
+        assert!(!q.has_filters);
+    }
+
+    #[test]
+    fn parses_lists_and_versions() {
+        let q = parse_query("match%5Btype%5D=malware,indicator&match[version]=first,2016-01-01T01:01:01Z,last&limit=5", Endpoint::Objects)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.filter.types, vec!["indicator".to_owned(), "malware".to_owned()]);
+        assert_eq!(
+            q.filter.versions,
+            VersionSel::Some { first: true, last: true, explicit: vec!["2016-01-01T01:01:01.000000000Z".to_owned()] }
+        );
+        assert_eq!(q.limit, Some(5));
+    }
+
+    #[test]
+    fn rejects_malformed_values() {
+        for bad in [
+            "limit=0",
+            "limit=-1",
+            "limit=abc",
+            "limit=1&limit=2",
+            "added_after=yesterday",
+            "match[version]=all,last",
+            "match[version]=last,last",
+            "match[version]=newest",
+            "match[type]=",
+            "match[type]=a,,b",
+            "match[type]=a&match[type]=b",
+            "match[spec_version]=two",
+        ] {
+            assert!(parse_query(bad, Endpoint::Objects).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn huge_limit_is_accepted_for_clamping() {
+        let q = parse_query("limit=99999999999999999999999", Endpoint::Objects).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.limit, Some(u64::MAX));
+    }
+
+    #[test]
+    fn endpoint_specific_fields_are_ignored_elsewhere() {
+        let q = parse_query("match[type]=indicator", Endpoint::Object).unwrap_or_else(|e| panic!("{e}"));
+        assert!(q.filter.types.is_empty());
+        let q = parse_query("match[version]=first", Endpoint::Versions).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.filter.versions, VersionSel::All);
+    }
+}

@@ -1,0 +1,248 @@
+//! The sharing policy file (`concordia apply POLICY.toml`): API roots, partners, partner groups
+//! and collections with the groups that may read or write them.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Discovery information shown at `/taxii2/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryPolicy {
+    /// Title of the server (required by TAXII).
+    pub title: String,
+    pub description: Option<String>,
+    pub contact: Option<String>,
+    /// Name of the default API root; shown only to partners that can use it.
+    pub default: Option<String>,
+}
+
+/// An API root, served at `/{name}/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiRootPolicy {
+    pub name: String,
+    pub title: String,
+    pub description: Option<String>,
+    /// Largest accepted request body in bytes (default 10 MiB).
+    #[serde(default = "default_max_content_length")]
+    pub max_content_length: i64,
+}
+
+fn default_max_content_length() -> i64 {
+    10 * 1024 * 1024
+}
+
+/// A partner organisation; `name` is its HTTP Basic user name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerPolicy {
+    pub name: String,
+    pub title: Option<String>,
+}
+
+/// A partner group and its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPolicy {
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A collection and its grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPolicy {
+    /// UUIDv4; generated on first apply when absent (the collection is then matched by title).
+    pub id: Option<String>,
+    pub api_root: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub alias: Option<String>,
+    /// Groups that may read.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Groups that may write.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Readable without credentials when the server runs with `anonymous_read` enabled.
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// The whole policy file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub discovery: Option<DiscoveryPolicy>,
+    #[serde(default)]
+    pub api_roots: Vec<ApiRootPolicy>,
+    #[serde(default)]
+    pub partners: Vec<PartnerPolicy>,
+    #[serde(default)]
+    pub groups: Vec<GroupPolicy>,
+    #[serde(default)]
+    pub collections: Vec<CollectionPolicy>,
+}
+
+/// Names usable in URLs and as user names: lower-case letters, digits, `-`, `_`, `.`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.'))
+        && name.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// Whether `id` is a lower-case RFC 4122 version-4 UUID (T-070).
+pub fn is_uuid_v4(id: &str) -> bool {
+    id.len() == 36
+        && !id.bytes().any(|c| c.is_ascii_uppercase())
+        && uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122)
+}
+
+impl Policy {
+    /// Parses a policy from TOML text.
+    pub fn from_toml(text: &str) -> Result<Policy, Vec<String>> {
+        let p: Policy = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Reports every problem of the policy at once.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut roots = HashSet::new();
+        for r in &self.api_roots {
+            if !valid_name(&r.name) || matches!(r.name.as_str(), "taxii2" | "healthz" | "readyz" | "taxii") {
+                problems.push(format!(
+                    "api root name '{}' must be lower-case letters, digits, '-', '_' or '.', and not taxii2, taxii or healthz",
+                    r.name
+                ));
+            }
+            if !roots.insert(r.name.as_str()) {
+                problems.push(format!("api root '{}' is listed twice", r.name));
+            }
+            if r.title.trim().is_empty() {
+                problems.push(format!("api root '{}' needs a title", r.name));
+            }
+            if r.max_content_length <= 0 || r.max_content_length > (1 << 40) {
+                problems.push(format!("api root '{}': max_content_length must be between 1 and 2^40 bytes", r.name));
+            }
+        }
+        if let Some(d) = &self.discovery {
+            if d.title.trim().is_empty() {
+                problems.push("discovery.title must not be empty".into());
+            }
+            if let Some(def) = &d.default {
+                if !roots.contains(def.as_str()) {
+                    problems.push(format!("discovery.default '{def}' is not one of the api roots"));
+                }
+            }
+        }
+        let mut partners = HashSet::new();
+        for p in &self.partners {
+            if !valid_name(&p.name) {
+                problems.push(format!("partner name '{}' must be lower-case letters, digits, '-', '_' or '.'", p.name));
+            }
+            if !partners.insert(p.name.as_str()) {
+                problems.push(format!("partner '{}' is listed twice", p.name));
+            }
+        }
+        let mut groups = HashSet::new();
+        for g in &self.groups {
+            if !valid_name(&g.name) {
+                problems.push(format!("group name '{}' must be lower-case letters, digits, '-', '_' or '.'", g.name));
+            }
+            if !groups.insert(g.name.as_str()) {
+                problems.push(format!("group '{}' is listed twice", g.name));
+            }
+            for m in &g.members {
+                if !partners.contains(m.as_str()) {
+                    problems.push(format!("group '{}': member '{m}' is not a partner in this policy", g.name));
+                }
+            }
+        }
+        let mut ids = HashSet::new();
+        let mut titles: HashMap<(&str, &str), ()> = HashMap::new();
+        let mut aliases = HashSet::new();
+        for c in &self.collections {
+            let label = format!("collection '{}'", c.title);
+            if let Some(id) = &c.id {
+                if !is_uuid_v4(id) {
+                    problems.push(format!("{label}: id '{id}' must be a lower-case UUIDv4"));
+                }
+                if !ids.insert(id.as_str()) {
+                    problems.push(format!("{label}: id '{id}' is used twice"));
+                }
+            }
+            if !roots.contains(c.api_root.as_str()) {
+                problems.push(format!("{label}: api_root '{}' is not defined in this policy", c.api_root));
+            }
+            if c.title.trim().is_empty() {
+                problems.push("a collection needs a title".into());
+            }
+            if titles.insert((c.api_root.as_str(), c.title.as_str()), ()).is_some() {
+                problems.push(format!("{label}: titles must be unique within api root '{}'", c.api_root));
+            }
+            if let Some(a) = &c.alias {
+                if !valid_name(a) {
+                    problems.push(format!("{label}: alias '{a}' must be lower-case letters, digits, '-', '_' or '.'"));
+                }
+                if !aliases.insert((c.api_root.as_str(), a.as_str())) {
+                    problems.push(format!("{label}: alias '{a}' is used twice in api root '{}'", c.api_root));
+                }
+            }
+            for g in c.read.iter().chain(&c.write) {
+                if !groups.contains(g.as_str()) {
+                    problems.push(format!("{label}: group '{g}' is not defined in this policy"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_policy_is_valid() {
+        let text = include_str!("../../examples/alliance.toml");
+        let p = Policy::from_toml(text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(p.collections.len(), 3);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = r#"
+            [[api_roots]]
+            name = "taxii2"
+            title = ""
+            max_content_length = 0
+            [[groups]]
+            name = "g"
+            members = ["ghost"]
+            [[collections]]
+            id = "not-a-uuid"
+            api_root = "nowhere"
+            title = "t"
+            read = ["nobody"]
+        "#;
+        let problems = Policy::from_toml(text).err().unwrap_or_default();
+        assert!(problems.len() >= 6, "{problems:#?}");
+    }
+
+    #[test]
+    fn uuid_v4_check() {
+        assert!(is_uuid_v4("2f3d8e7a-1c4b-4e5f-9a6b-7c8d9e0f1a2b"));
+        assert!(!is_uuid_v4("2f3d8e7a-1c4b-1e5f-9a6b-7c8d9e0f1a2b"));
+        assert!(!is_uuid_v4("2F3D8E7A-1C4B-4E5F-9A6B-7C8D9E0F1A2B"));
+    }
+}

@@ -1,0 +1,110 @@
+//! Builds and runs the HTTP server: state, routes, background refresh, TLS, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{middleware, web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::auth::{random_secret_hex, Authenticator};
+use crate::config::Config;
+use crate::service::{Service, Settings};
+use crate::storage::{self, Storage};
+
+/// Opens the database and returns the `next`-token key: the configured one, else the key kept
+/// in the database (created on first use, so all nodes on one database share it).
+pub fn server_key(storage: &Storage, config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(k) = &config.server_key {
+        return Ok(k.expose().as_bytes().to_vec());
+    }
+    let key = storage
+        .write_blocking(|c| match storage::meta_get(c, "server_key")? {
+            Some(k) => Ok(k),
+            None => {
+                let k = random_secret_hex();
+                storage::meta_set(c, "server_key", &k)?;
+                Ok(k)
+            }
+        })
+        .context("reading the server key from the database")?;
+    Ok(key.into_bytes())
+}
+
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing certificates in {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the private key in {}", key.display()))?;
+    // TLS 1.3 and 1.2 with rustls' AEAD-only suites; 0-RTT stays off (max_early_data_size = 0, T-004).
+    let mut cfg = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not match or are unsupported")?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Starts the server and runs it until SIGINT/SIGTERM, finishing in-flight requests.
+pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let key = server_key(&storage, &config)?;
+    let auth = Authenticator::new(storage.clone(), config.auth_cache_seconds);
+    let settings = Settings {
+        server_key: key,
+        max_page_size: config.max_page_size,
+        status_retention_hours: config.status_retention_hours,
+        anonymous_read: config.anonymous_read,
+    };
+    let service = Arc::new(Service::new(storage, auth, settings));
+    service.refresh(true).await.context("loading the sharing policy")?;
+
+    // Pick up policy and credential changes made by `concordia apply` / `credential` or by
+    // other nodes, and purge expired statuses.
+    let refresher = service.clone();
+    let period = Duration::from_millis(config.policy_refresh_ms);
+    actix_web::rt::spawn(async move {
+        let mut ticks: u64 = 0;
+        loop {
+            actix_web::rt::time::sleep(period).await;
+            if let Err(e) = refresher.refresh(false).await {
+                tracing::warn!(error = %e, "policy refresh failed");
+            }
+            ticks += 1;
+            if ticks % (600_000 / period.as_millis().max(1) as u64).max(1) == 0 {
+                match refresher.purge_statuses().await {
+                    Ok(n) if n > 0 => tracing::info!(status.count = n, "purged expired statuses"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "status purge failed"),
+                }
+            }
+        }
+    });
+
+    let data = web::Data::new(service);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            .configure(crate::http::configure)
+            .default_service(web::to(crate::http::no_route))
+    })
+    .workers(config.workers)
+    .worker_max_blocking_threads((config.pool_size as usize * 2).max(8))
+    .shutdown_timeout(30);
+
+    let (server, scheme) = match &config.tls {
+        Some((cert, key)) => (server.bind_rustls_0_23(config.listen, tls_config(cert, key)?)?, "https"),
+        None => (server.bind(config.listen).with_context(|| format!("binding {}", config.listen))?, "http"),
+    };
+    for addr in server.addrs() {
+        // Tests and scripts read this line to learn the port when listening on port 0.
+        println!("concordia listening on {scheme}://{addr}");
+    }
+    tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "server started");
+    server.run().await.context("running the HTTP server")?;
+    tracing::info!("server stopped");
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! The TAXII operations. Every call receives the caller's [`Principal`], resolves its rights on
+//! the collection through the one [`AccessView`], and filters every query by them. A collection
+//! the caller may not see is reported exactly like an unknown one. No actix, no SQL here.
+
+mod objects;
+
+use std::sync::{Arc, RwLock};
+
+pub use objects::Page;
+
+use crate::auth::Authenticator;
+use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Principal, Rights};
+use crate::model::cursor::CursorError;
+use crate::model::filter::QueryError;
+use crate::model::time::{now_micros, Micros};
+use crate::model::{ApiRootResource, CollectionResource, CollectionsResource, Discovery};
+use crate::storage::{self, Storage, StorageError};
+
+/// Media types of the STIX content a collection stores (T-118).
+pub const STIX_MEDIA_TYPES: [&str; 2] = ["application/stix+json;version=2.1", "application/stix+json;version=2.0"];
+
+/// Why an operation failed; the HTTP layer maps each variant to one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("API root not found")]
+    UnknownApiRoot,
+    /// Unknown, or not visible to the caller: the two are indistinguishable on purpose.
+    #[error("collection not found")]
+    UnknownCollection,
+    #[error("object {0} not found in this collection")]
+    UnknownObject(String),
+    #[error("status not found")]
+    UnknownStatus,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    BadQuery(#[from] QueryError),
+    #[error(transparent)]
+    BadCursor(#[from] CursorError),
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("the server is busy; retry shortly")]
+    Unavailable(#[source] StorageError),
+    #[error("internal error")]
+    Internal(#[source] StorageError),
+}
+
+impl From<StorageError> for ServiceError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(_) => ServiceError::Unavailable(e),
+            other => ServiceError::Internal(other),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Tunables the service needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server_key: Vec<u8>,
+    pub max_page_size: u64,
+    pub status_retention_hours: u64,
+    pub anonymous_read: bool,
+}
+
+/// Shared state of the TAXII service.
+pub struct Service {
+    pub storage: Storage,
+    pub auth: Authenticator,
+    view: RwLock<Arc<AccessView>>,
+    settings: Settings,
+}
+
+impl Service {
+    pub fn new(storage: Storage, auth: Authenticator, settings: Settings) -> Self {
+        Service { storage, auth, view: RwLock::new(Arc::new(AccessView::default())), settings }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current access view.
+    pub fn view(&self) -> Arc<AccessView> {
+        match self.view.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reloads the access view if the policy generation changed (or `force`); a change also
+    /// drops every cached login. Returns whether it reloaded.
+    pub async fn refresh(&self, force: bool) -> ServiceResult<bool> {
+        let current = self.view().generation;
+        let gen = self.storage.read(storage::generation).await?;
+        if gen == current && !force {
+            return Ok(false);
+        }
+        let mut view = self.storage.read(storage::access::load_view).await?;
+        view.anonymous_read = self.settings.anonymous_read;
+        let view = Arc::new(view);
+        match self.view.write() {
+            Ok(mut v) => *v = view,
+            Err(p) => *p.into_inner() = view,
+        }
+        self.auth.clear();
+        Ok(true)
+    }
+
+    /// Deletes statuses past their retention period.
+    pub async fn purge_statuses(&self) -> ServiceResult<usize> {
+        let hours = i64::try_from(self.settings.status_retention_hours).unwrap_or(i64::MAX / 3_600_000_000);
+        let before = now_micros().saturating_sub(hours.saturating_mul(3_600_000_000));
+        Ok(self.storage.write(move |c| storage::statuses::purge(c, before)).await?)
+    }
+
+    fn retention_start(&self) -> Micros {
+        let hours = i64::try_from(self.settings.status_retention_hours).unwrap_or(i64::MAX / 3_600_000_000);
+        now_micros().saturating_sub(hours.saturating_mul(3_600_000_000))
+    }
+
+    /// Anonymous callers are told to authenticate instead of "not found"/"forbidden".
+    fn deny(who: &Principal, e: ServiceError) -> ServiceError {
+        match (who, &e) {
+            (Principal::Anonymous, ServiceError::UnknownApiRoot | ServiceError::UnknownCollection | ServiceError::Forbidden(_)) => {
+                ServiceError::Unauthenticated
+            }
+            _ => e,
+        }
+    }
+
+    fn root<'a>(view: &'a AccessView, who: &Principal, name: &str) -> ServiceResult<&'a ApiRootInfo> {
+        // An API root with no collection visible to the caller is hidden like an unknown one.
+        let root = view.api_root(name).ok_or(ServiceError::UnknownApiRoot)?;
+        if view.visible_collections(who, root).next().is_none() {
+            return Err(Self::deny(who, ServiceError::UnknownApiRoot));
+        }
+        Ok(root)
+    }
+
+    /// The collection and the caller's rights on it; unknown and invisible answer the same.
+    fn collection<'a>(view: &'a AccessView, who: &Principal, root: &str, id: &str) -> ServiceResult<(&'a ApiRootInfo, &'a CollectionInfo, Rights)> {
+        let root = Self::root(view, who, root)?;
+        let col = view.collection(id).filter(|c| c.api_root_id == root.id).ok_or_else(|| Self::deny(who, ServiceError::UnknownCollection))?;
+        let rights = view.rights(who, col);
+        if !rights.visible() {
+            return Err(Self::deny(who, ServiceError::UnknownCollection));
+        }
+        Ok((root, col, rights))
+    }
+
+    /// Discovery resource: only API roots where the caller has a collection (T-084).
+    pub fn discovery(&self, who: &Principal) -> Discovery {
+        let view = self.view();
+        let roots: Vec<&ApiRootInfo> = view.visible_roots(who).collect();
+        let d = view.discovery.clone().unwrap_or_default();
+        let title = if d.title.is_empty() { "Concordia TAXII 2.1 server".to_owned() } else { d.title };
+        Discovery {
+            title,
+            description: d.description,
+            contact: d.contact,
+            default: d.default.filter(|def| roots.iter().any(|r| &r.name == def)).map(|n| format!("/{n}/")),
+            api_roots: roots.iter().map(|r| format!("/{}/", r.name)).collect(),
+        }
+    }
+
+    pub fn api_root(&self, who: &Principal, root: &str) -> ServiceResult<ApiRootResource> {
+        let view = self.view();
+        let r = Self::root(&view, who, root)?;
+        Ok(ApiRootResource {
+            title: r.title.clone(),
+            description: r.description.clone(),
+            versions: vec![crate::model::TAXII_CONTENT_TYPE.to_owned()],
+            max_content_length: r.max_content_length,
+        })
+    }
+
+    /// `max_content_length` of an API root the caller can see (for the body limit).
+    pub fn max_content_length(&self, who: &Principal, root: &str, collection: &str) -> ServiceResult<i64> {
+        let view = self.view();
+        let (r, _, rights) = Self::collection(&view, who, root, collection)?;
+        if !rights.write {
+            return Err(Self::deny(who, ServiceError::Forbidden("this partner may not add objects to this collection")));
+        }
+        Ok(r.max_content_length)
+    }
+
+    fn collection_resource(col: &CollectionInfo, rights: Rights) -> CollectionResource {
+        CollectionResource {
+            id: col.id.clone(),
+            title: col.title.clone(),
+            description: col.description.clone(),
+            alias: col.alias.clone(),
+            can_read: rights.read,
+            can_write: rights.write,
+            media_types: STIX_MEDIA_TYPES.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    pub fn collections(&self, who: &Principal, root: &str) -> ServiceResult<CollectionsResource> {
+        let view = self.view();
+        let r = Self::root(&view, who, root)?;
+        Ok(CollectionsResource { collections: view.visible_collections(who, r).map(|(c, rights)| Self::collection_resource(c, rights)).collect() })
+    }
+
+    pub fn get_collection(&self, who: &Principal, root: &str, id: &str) -> ServiceResult<CollectionResource> {
+        let view = self.view();
+        let (_, col, rights) = Self::collection(&view, who, root, id)?;
+        Ok(Self::collection_resource(col, rights))
+    }
+
+    /// A status resource, visible only to the partner whose request created it (T-107).
+    pub async fn get_status(&self, who: &Principal, root: &str, id: &str) -> ServiceResult<String> {
+        let view = self.view();
+        let r = Self::root(&view, who, root)?;
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(ServiceError::UnknownStatus);
+        }
+        let (root_id, partner, id, since) = (r.id, who.id(), id.to_owned(), self.retention_start());
+        self.storage
+            .read(move |c| storage::statuses::find(c, &id, root_id, partner, since))
+            .await?
+            .ok_or(ServiceError::UnknownStatus)
+    }
+}

@@ -1,0 +1,239 @@
+//! Objects, manifests, versions: paged reads, Add Objects, Delete.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::model::access::Principal;
+use crate::model::cursor::Cursor;
+use crate::model::filter::{Endpoint, Filter, Query, VersionSel};
+use crate::model::stix::read_head;
+use crate::model::time::{format_taxii, now_micros, Micros};
+use crate::model::{Status, StatusDetail};
+use crate::storage::objects::{NewObject, Outcome, PageQuery, VersionRow};
+use crate::storage::{self};
+
+/// One page of a listing, ready to send.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The serialised resource (envelope, manifest or versions).
+    pub body: Vec<u8>,
+    /// `date_added` of the first and last item (the `X-TAXII-Date-Added-*` headers, T-236).
+    pub first: Option<Micros>,
+    pub last: Option<Micros>,
+}
+
+/// Appends a JSON string literal.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json escapes exactly as JSON requires; writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Writes `{"more":…,"next":…,"<key>":[` … `]}` around the items; `{}` when there are none.
+fn wrap<I: IntoIterator<Item = Vec<u8>>>(key: &str, more: bool, next: Option<&str>, items: I) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    let mut iter = items.into_iter().peekable();
+    if iter.peek().is_none() {
+        out.extend_from_slice(b"{}");
+        return out;
+    }
+    out.extend_from_slice(if more { b"{\"more\":true," } else { b"{\"more\":false," });
+    if let Some(n) = next {
+        out.extend_from_slice(b"\"next\":");
+        push_json_str(&mut out, n);
+        out.push(b',');
+    }
+    push_json_str(&mut out, key);
+    out.extend_from_slice(b":[");
+    for (i, item) in iter.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&item);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn<'a> {
+    #[serde(borrow, default)]
+    objects: Option<Vec<&'a RawValue>>,
+}
+
+impl Service {
+    /// Resolves `next` against this request (T-028) and returns the effective filter and position.
+    fn resolve_cursor(&self, who: &Principal, endpoint: Endpoint, collection: &str, object: Option<&str>, q: &Query) -> ServiceResult<(Filter, Option<Micros>)> {
+        let Some(token) = &q.next else { return Ok((q.filter.clone(), None)) };
+        let cursor = Cursor::decode(token, &self.settings.server_key)?;
+        let filter = q.has_filters.then_some(&q.filter);
+        cursor.check(endpoint, collection, object, who.id(), filter)?;
+        Ok((cursor.filter, Some(cursor.date_added)))
+    }
+
+    fn page_size(&self, q: &Query) -> i64 {
+        let max = self.settings.max_page_size.max(1);
+        i64::try_from(q.limit.unwrap_or(max).min(max)).unwrap_or(1000)
+    }
+
+    /// Get Objects, Get an Object, Get Object Manifests, Get Object Versions.
+    pub async fn list(&self, who: &Principal, endpoint: Endpoint, root: &str, collection: &str, object: Option<&str>, q: Query) -> ServiceResult<Page> {
+        let view = self.view();
+        let (_, col, rights) = Self::collection(&view, who, root, collection)?;
+        if !rights.read {
+            return Err(Self::deny(who, ServiceError::Forbidden("this partner may not read this collection")));
+        }
+        let (filter, after) = self.resolve_cursor(who, endpoint, &col.id, object, &q)?;
+        let limit = self.page_size(&q);
+        let (cid, oid) = (col.id.clone(), object.map(str::to_owned));
+        let key = self.settings.server_key.clone();
+        let partner = who.id();
+        let with_bodies = matches!(endpoint, Endpoint::Objects | Endpoint::Object);
+        let page = self
+            .storage
+            .read(move |c| {
+                let pq = PageQuery { collection: &cid, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
+                let (mut rows, mut bodies): (Vec<VersionRow>, Vec<String>) = if with_bodies {
+                    storage::objects::page_with_bodies(c, &pq)?.into_iter().unzip()
+                } else {
+                    (storage::objects::page(c, &pq)?, Vec::new())
+                };
+                let more = rows.len() as i64 > limit;
+                rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                bodies.truncate(rows.len());
+                if rows.is_empty() && after.is_none() {
+                    if let Some(id) = oid.as_deref() {
+                        if !storage::objects::exists(c, &cid, id)? {
+                            return Ok(None);
+                        }
+                    }
+                }
+                let next = match (more, rows.last()) {
+                    (true, Some(last)) => Some(
+                        Cursor { endpoint, collection: cid.clone(), object: oid.clone(), partner, filter: filter.clone(), date_added: last.date_added, seq: last.seq }
+                            .encode(&key),
+                    ),
+                    _ => None,
+                };
+                let first = rows.first().map(|r| r.date_added);
+                let last = rows.last().map(|r| r.date_added);
+                let body = match endpoint {
+                    Endpoint::Objects | Endpoint::Object => wrap("objects", more, next.as_deref(), bodies.into_iter().map(String::into_bytes)),
+                    Endpoint::Manifest => wrap("objects", more, next.as_deref(), rows.iter().map(manifest_record)),
+                    Endpoint::Versions | Endpoint::Delete => wrap(
+                        "versions",
+                        more,
+                        next.as_deref(),
+                        rows.iter().map(|r| {
+                            let mut v = Vec::new();
+                            push_json_str(&mut v, &r.version);
+                            v
+                        }),
+                    ),
+                };
+                Ok(Some(Page { body, first, last }))
+            })
+            .await?;
+        page.ok_or_else(|| ServiceError::UnknownObject(object.unwrap_or_default().to_owned()))
+    }
+
+    /// Add Objects: every object is stored or reported as a failure on its own; the envelope's
+    /// successes and its status are committed in one transaction.
+    pub async fn add_objects(&self, who: &Principal, root: &str, collection: &str, body: Vec<u8>) -> ServiceResult<Status> {
+        let view = self.view();
+        let (r, col, rights) = Self::collection(&view, who, root, collection)?;
+        if !rights.write {
+            return Err(Self::deny(who, ServiceError::Forbidden("this partner may not add objects to this collection")));
+        }
+        let request_time = now_micros();
+        let (root_id, cid, partner) = (r.id, col.id.clone(), who.id());
+        // Parse off the async threads and outside the write lock.
+        let (items, failures) = tokio::task::spawn_blocking(move || parse_envelope(&body))
+            .await
+            .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))??;
+        self.storage
+            .write(move |c| {
+                let now = now_micros();
+                let outcomes = storage::objects::insert(c, &cid, partner, &items, now)?;
+                let successes = items
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(item, o)| match o {
+                        Outcome::Stored { version } => StatusDetail { id: item.head.id.clone(), version, message: None },
+                        Outcome::Duplicate { version } => StatusDetail {
+                            id: item.head.id.clone(),
+                            version,
+                            message: Some("this version is already in the collection".into()),
+                        },
+                    })
+                    .collect();
+                let status = Status::complete(uuid::Uuid::new_v4().to_string(), format_taxii(request_time), successes, failures);
+                let text = serde_json::to_string(&status).map_err(|e| storage::StorageError::Conflict(e.to_string()))?;
+                storage::statuses::insert(c, &status.id, root_id, partner, now, &text)?;
+                Ok(status)
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// Delete an Object (§5.7): the caller needs both read and write (T-182). Without
+    /// `match[version]`, every version is deleted; without `match[spec_version]`, every spec version.
+    pub async fn delete_object(&self, who: &Principal, root: &str, collection: &str, object: &str, q: Query) -> ServiceResult<()> {
+        let view = self.view();
+        let (_, col, rights) = Self::collection(&view, who, root, collection)?;
+        if !(rights.read && rights.write) {
+            return Err(Self::deny(who, ServiceError::Forbidden("deleting needs both read and write access to this collection")));
+        }
+        let mut filter = q.filter;
+        if !q.versions_given {
+            filter.versions = VersionSel::All;
+        }
+        if filter.spec_versions.is_empty() {
+            filter.spec_versions = vec!["2.0".into(), "2.1".into()];
+        }
+        let (cid, oid) = (col.id.clone(), object.to_owned());
+        let deleted = self.storage.write(move |c| storage::objects::delete(c, &cid, &oid, &filter)).await?;
+        if deleted == 0 {
+            return Err(ServiceError::UnknownObject(object.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+fn manifest_record(r: &VersionRow) -> Vec<u8> {
+    let mut v = Vec::with_capacity(200);
+    v.extend_from_slice(b"{\"id\":");
+    push_json_str(&mut v, &r.stix_id);
+    v.extend_from_slice(b",\"date_added\":\"");
+    v.extend_from_slice(format_taxii(r.date_added).as_bytes());
+    v.extend_from_slice(b"\",\"version\":");
+    push_json_str(&mut v, &r.version);
+    v.extend_from_slice(b",\"media_type\":\"application/stix+json;version=");
+    v.extend_from_slice(r.spec_version.as_bytes());
+    v.extend_from_slice(b"\"}");
+    v
+}
+
+/// Parses an envelope (or a bundle-shaped object): objects to store, and per-object failures.
+fn parse_envelope(body: &[u8]) -> Result<(Vec<NewObject>, Vec<StatusDetail>), ServiceError> {
+    let text = std::str::from_utf8(body).map_err(|e| ServiceError::MalformedBody(format!("the request body is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
+    let env: EnvelopeIn<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ServiceError::Unprocessable(format!(
+            "the request body must be a TAXII envelope: a JSON object with an 'objects' list ({e})"
+        )),
+        _ => ServiceError::MalformedBody(format!("the request body is not valid JSON: {e}")),
+    })?;
+    let objects = env.objects.unwrap_or_default();
+    if objects.is_empty() {
+        return Err(ServiceError::Unprocessable("the envelope has no objects: send {\"objects\": [ ... ]} with at least one STIX object".into()));
+    }
+    let mut items = Vec::with_capacity(objects.len());
+    let mut failures = Vec::new();
+    for (i, raw) in objects.into_iter().enumerate() {
+        match read_head(raw.get(), i) {
+            Ok(head) => items.push(NewObject { head, body: raw.get().to_owned() }),
+            Err(p) => failures.push(StatusDetail { id: p.id, version: p.version, message: Some(p.message) }),
+        }
+    }
+    Ok((items, failures))
+}

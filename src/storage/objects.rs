@@ -1,0 +1,312 @@
+//! STIX object versions: batch insert with duplicate detection, keyset pages, delete.
+//!
+//! Every version keeps its JSON text exactly as received. `date_added` is assigned inside the
+//! writing transaction as `max(now, last date_added in the collection + 1µs)`, so it is strictly
+//! increasing and unique per collection and pages can key on it alone. The flags `is_last`,
+//! `is_first`, `spec_latest` and `latest` are maintained in the same transaction, so the default
+//! view (latest version, latest spec version) is an index range, never a scan.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
+
+use super::schema::objects;
+use super::{Conn, StorageResult};
+use crate::model::filter::{Filter, VersionSel};
+use crate::model::stix::ObjectHead;
+use crate::model::time::{format_taxii, version_key_from_micros, Micros};
+
+/// Rows per INSERT statement (14 columns each, well under SQLite's variable limit).
+const INSERT_CHUNK: usize = 500;
+/// Ids per `IN (...)` list.
+const LOOKUP_CHUNK: usize = 500;
+
+/// One object ready to store: its indexed head and its JSON text as received.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    pub head: ObjectHead,
+    pub body: String,
+}
+
+/// What happened to one object of an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Stored { version: String },
+    /// The same (id, version) was already in the collection (T-153): a success, stored once.
+    Duplicate { version: String },
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = objects)]
+struct NewRow<'a> {
+    collection_id: &'a str,
+    stix_id: &'a str,
+    stix_type: &'a str,
+    version: String,
+    version_key: String,
+    spec_version: &'a str,
+    date_added: i64,
+    is_last: i32,
+    is_first: i32,
+    spec_latest: i32,
+    latest: i32,
+    added_by: i64,
+    body: &'a str,
+}
+
+/// Highest `date_added` in a collection.
+fn last_date_added(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>> {
+    use diesel::dsl::max;
+    Ok(objects::table.filter(objects::collection_id.eq(collection)).select(max(objects::date_added)).first::<Option<i64>>(c)?)
+}
+
+/// Stores the objects of one envelope (call inside a write transaction). Returns one outcome per
+/// object, in order.
+pub fn insert(c: &mut Conn, collection: &str, added_by: i64, items: &[NewObject], now: Micros) -> StorageResult<Vec<Outcome>> {
+    // Versions already stored for the ids of this envelope: id -> [(version_key, spec, version)].
+    let mut ids: Vec<&str> = items.iter().map(|o| o.head.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut existing: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let rows: Vec<(String, String, String, String)> = objects::table
+            .filter(objects::collection_id.eq(collection))
+            .filter(objects::stix_id.eq_any(chunk))
+            .select((objects::stix_id, objects::version_key, objects::spec_version, objects::version))
+            .load(c)?;
+        for (id, key, spec, version) in rows {
+            existing.entry(id).or_default().push((key, spec, version));
+        }
+    }
+
+    let mut next = last_date_added(c, collection)?.map_or(now, |last| now.max(last + 1));
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut rows: Vec<NewRow<'_>> = Vec::with_capacity(items.len());
+    let mut seen: HashMap<&str, Vec<(String, String, String)>> = HashMap::new();
+    let mut needs_recompute: HashSet<&str> = HashSet::new();
+    for item in items {
+        let h = &item.head;
+        let stored = existing.get(&h.id);
+        let batch = seen.get(h.id.as_str());
+        let prior = stored.into_iter().chain(batch).flatten();
+        let (version, key) = match (&h.version, &h.version_key) {
+            (Some(v), Some(k)) => (v.clone(), k.clone()),
+            _ => {
+                // No modified/created: the object is immutable; its first stored copy is its version.
+                if let Some((_, _, v)) = prior.clone().next() {
+                    outcomes.push(Outcome::Duplicate { version: v.clone() });
+                    continue;
+                }
+                (format_taxii(next), version_key_from_micros(next))
+            }
+        };
+        if prior.clone().any(|(k, s, _)| *k == key && *s == h.spec_version) {
+            outcomes.push(Outcome::Duplicate { version });
+            continue;
+        }
+        let fresh = stored.is_none() && batch.is_none();
+        if !fresh {
+            needs_recompute.insert(h.id.as_str());
+        }
+        let flag = i32::from(fresh);
+        seen.entry(h.id.as_str()).or_default().push((key.clone(), h.spec_version.clone(), version.clone()));
+        rows.push(NewRow {
+            collection_id: collection,
+            stix_id: &h.id,
+            stix_type: &h.stix_type,
+            version: version.clone(),
+            version_key: key,
+            spec_version: &h.spec_version,
+            date_added: next,
+            is_last: flag,
+            is_first: flag,
+            spec_latest: flag,
+            latest: flag,
+            added_by,
+            body: &item.body,
+        });
+        next += 1;
+        outcomes.push(Outcome::Stored { version });
+    }
+    // An id first seen in this batch and then again: its first row was inserted as "fresh" with
+    // all flags set; the recompute below fixes it.
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        diesel::insert_into(objects::table).values(chunk).execute(c)?;
+    }
+    for id in needs_recompute {
+        recompute_flags(c, collection, id)?;
+    }
+    Ok(outcomes)
+}
+
+/// Recomputes the version flags of every stored version of one object.
+pub fn recompute_flags(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<()> {
+    type FlagRow = (i64, String, String, i32, i32, i32, i32);
+    let rows: Vec<FlagRow> = objects::table
+        .filter(objects::collection_id.eq(collection))
+        .filter(objects::stix_id.eq(stix_id))
+        .select((
+            objects::seq,
+            objects::spec_version,
+            objects::version_key,
+            objects::is_last,
+            objects::is_first,
+            objects::spec_latest,
+            objects::latest,
+        ))
+        .load(c)?;
+    let Some(max_spec) = rows.iter().map(|r| r.1.as_str()).max().map(str::to_owned) else { return Ok(()) };
+    let mut bounds: HashMap<&str, (&str, &str)> = HashMap::new();
+    for (_, spec, key, ..) in &rows {
+        let e = bounds.entry(spec.as_str()).or_insert((key.as_str(), key.as_str()));
+        if key.as_str() < e.0 {
+            e.0 = key.as_str();
+        }
+        if key.as_str() > e.1 {
+            e.1 = key.as_str();
+        }
+    }
+    for (seq, spec, key, last, first, spec_latest, latest) in &rows {
+        let (lo, hi) = bounds.get(spec.as_str()).copied().unwrap_or_default();
+        let n_last = i32::from(key.as_str() == hi);
+        let n_first = i32::from(key.as_str() == lo);
+        let n_spec = i32::from(*spec == max_spec);
+        let n_latest = n_last & n_spec;
+        if (n_last, n_first, n_spec, n_latest) != (*last, *first, *spec_latest, *latest) {
+            diesel::update(objects::table.filter(objects::seq.eq(seq)))
+                .set((
+                    objects::is_last.eq(n_last),
+                    objects::is_first.eq(n_first),
+                    objects::spec_latest.eq(n_spec),
+                    objects::latest.eq(n_latest),
+                ))
+                .execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// A page request over one collection (optionally one object).
+#[derive(Debug, Clone)]
+pub struct PageQuery<'a> {
+    pub collection: &'a str,
+    pub object: Option<&'a str>,
+    pub filter: &'a Filter,
+    /// `date_added` of the last item already returned.
+    pub after: Option<Micros>,
+    /// Rows to fetch (the caller asks for one more than it shows, to learn `more`).
+    pub fetch: i64,
+}
+
+/// One stored version as listed in a page.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct VersionRow {
+    pub seq: i64,
+    pub date_added: i64,
+    pub stix_id: String,
+    pub version: String,
+    pub spec_version: String,
+}
+
+type Boxed<'a, ST> = objects::BoxedQuery<'a, Sqlite, ST>;
+type Cond<'a> = Box<dyn BoxableExpression<objects::table, Sqlite, SqlType = diesel::sql_types::Bool> + 'a>;
+
+/// Applies the filters (T-063, §3.4.1) and the keyset position to a query.
+fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
+    let f = p.filter;
+    q = q.filter(objects::collection_id.eq(p.collection));
+    if let Some(id) = p.object {
+        q = q.filter(objects::stix_id.eq(id));
+    }
+    if !f.ids.is_empty() {
+        q = q.filter(objects::stix_id.eq_any(f.ids.clone()));
+    }
+    if !f.types.is_empty() {
+        q = q.filter(objects::stix_type.eq_any(f.types.clone()));
+    }
+    // Spec versions: default = the latest one stored per object (T-219).
+    match f.spec_versions.as_slice() {
+        [] => q = q.filter(objects::spec_latest.eq(1)),
+        [one] => q = q.filter(objects::spec_version.eq(one.clone())),
+        many => q = q.filter(objects::spec_version.eq_any(many.to_vec())),
+    }
+    // Versions: flags are exact within one spec version, which is what the two cases above select.
+    match &f.versions {
+        VersionSel::All => {}
+        VersionSel::Some { first, last, explicit } => {
+            if *last && !*first && explicit.is_empty() && f.spec_versions.is_empty() {
+                q = q.filter(objects::latest.eq(1));
+            } else {
+                let mut cond: Option<Cond<'a>> = None;
+                let mut or = |c: Cond<'a>| {
+                    cond = Some(match cond.take() {
+                        None => c,
+                        Some(prev) => Box::new(prev.or(c)),
+                    })
+                };
+                if *last {
+                    or(Box::new(objects::is_last.eq(1)));
+                }
+                if *first {
+                    or(Box::new(objects::is_first.eq(1)));
+                }
+                if !explicit.is_empty() {
+                    or(Box::new(objects::version_key.eq_any(explicit.clone())));
+                }
+                if let Some(cond) = cond {
+                    q = q.filter(cond);
+                }
+            }
+        }
+    }
+    let lower = match (f.added_after, p.after) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(t) = lower {
+        q = q.filter(objects::date_added.gt(t));
+    }
+    q.order(objects::date_added.asc()).limit(p.fetch)
+}
+
+/// A page of versions with their JSON text.
+pub fn page_with_bodies(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<Vec<(VersionRow, String)>> {
+    let q = objects::table
+        .select(((objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version), objects::body))
+        .into_boxed();
+    Ok(apply(q, p).load(c)?)
+}
+
+/// A page of versions without their JSON text (manifest, versions).
+pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<Vec<VersionRow>> {
+    let q = objects::table
+        .select((objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version))
+        .into_boxed();
+    Ok(apply(q, p).load(c)?)
+}
+
+/// Whether the collection holds any version of an object.
+pub fn exists(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<bool> {
+    let n: i64 = objects::table
+        .filter(objects::collection_id.eq(collection))
+        .filter(objects::stix_id.eq(stix_id))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
+}
+
+/// Deletes the versions of one object selected by `filter` (call inside a write transaction).
+/// Returns how many versions were removed.
+pub fn delete(c: &mut Conn, collection: &str, stix_id: &str, filter: &Filter) -> StorageResult<usize> {
+    let p = PageQuery { collection, object: Some(stix_id), filter, after: None, fetch: i64::MAX };
+    let q = objects::table.select(objects::seq).into_boxed();
+    let seqs: Vec<i64> = apply(q, &p).load(c)?;
+    for chunk in seqs.chunks(LOOKUP_CHUNK) {
+        diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;
+    }
+    if !seqs.is_empty() {
+        recompute_flags(c, collection, stix_id)?;
+    }
+    Ok(seqs.len())
+}

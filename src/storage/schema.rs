@@ -1,0 +1,117 @@
+//! Diesel table definitions, in portable column types (Text, BigInt, Integer).
+
+diesel::table! {
+    meta (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    api_roots (id) {
+        id -> BigInt,
+        name -> Text,
+        title -> Text,
+        description -> Nullable<Text>,
+        max_content_length -> BigInt,
+    }
+}
+
+diesel::table! {
+    partners (id) {
+        id -> BigInt,
+        name -> Text,
+        title -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    partner_groups (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, partner_id) {
+        group_id -> BigInt,
+        partner_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    collections (id) {
+        id -> Text,
+        api_root_id -> BigInt,
+        title -> Text,
+        description -> Nullable<Text>,
+        alias -> Nullable<Text>,
+        public_read -> Integer,
+    }
+}
+
+diesel::table! {
+    grants (collection_id, group_id) {
+        collection_id -> Text,
+        group_id -> BigInt,
+        can_read -> Integer,
+        can_write -> Integer,
+    }
+}
+
+diesel::table! {
+    credentials (id) {
+        id -> Text,
+        partner_id -> BigInt,
+        kind -> Text,
+        lookup -> Nullable<Text>,
+        secret_hash -> Text,
+        label -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    objects (seq) {
+        seq -> BigInt,
+        collection_id -> Text,
+        stix_id -> Text,
+        stix_type -> Text,
+        version -> Text,
+        version_key -> Text,
+        spec_version -> Text,
+        date_added -> BigInt,
+        is_last -> Integer,
+        is_first -> Integer,
+        spec_latest -> Integer,
+        latest -> Integer,
+        added_by -> BigInt,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    statuses (id) {
+        id -> Text,
+        api_root_id -> BigInt,
+        partner_id -> BigInt,
+        created_at -> BigInt,
+        body -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    meta,
+    api_roots,
+    partners,
+    partner_groups,
+    group_members,
+    collections,
+    grants,
+    credentials,
+    objects,
+    statuses,
+);
