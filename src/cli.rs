@@ -128,7 +128,8 @@ enum CredentialCommand {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
@@ -146,14 +147,16 @@ pub fn main() -> ExitCode {
 }
 
 fn load_config(cli: &Cli, flags: Layer) -> anyhow::Result<Config> {
-    let layer = Layer { database_url: cli.database_url.clone(), log_format: cli.log_format.clone(), ..Layer::default() }.merge(flags);
-    Config::load(cli.config.as_deref(), layer).map_err(|problems| {
-        anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))
-    })
+    let layer =
+        Layer { database_url: cli.database_url.clone(), log_format: cli.log_format.clone(), ..Layer::default() }
+            .merge(flags);
+    Config::load(cli.config.as_deref(), layer)
+        .map_err(|problems| anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - ")))
 }
 
 fn open(config: &Config, migrate: bool) -> anyhow::Result<Storage> {
-    Storage::connect(&config.database_url, config.pool_size, migrate).with_context(|| format!("opening database {}", config.database_url))
+    Storage::connect(&config.database_url, config.pool_size, migrate)
+        .with_context(|| format!("opening database {}", config.database_url))
 }
 
 fn parse_time(s: &str) -> anyhow::Result<i64> {
@@ -179,8 +182,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 workers: a.workers,
                 ..Layer::default()
             };
-            let demo_default_db = a.demo && cli.database_url.is_none() && std::env::var_os("CONCORDIA_DATABASE_URL").is_none();
-            let flags = if demo_default_db { Layer { database_url: Some("sqlite://concordia-demo.db".into()), ..flags } } else { flags };
+            let demo_default_db =
+                a.demo && cli.database_url.is_none() && std::env::var_os("CONCORDIA_DATABASE_URL").is_none();
+            let flags = if demo_default_db {
+                Layer { database_url: Some("sqlite://concordia-demo.db".into()), ..flags }
+            } else {
+                flags
+            };
             let config = load_config(&cli, flags)?;
             init_tracing(config.json_logs);
             if demo_default_db {
@@ -218,8 +226,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply { policy, dry_run, prune } => {
             let config = load_config(&cli, Layer::default())?;
             let text = std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
-            let parsed = Policy::from_toml(&text)
-                .map_err(|p| anyhow::anyhow!("{} is not a valid policy:\n  - {}", policy.display(), p.join("\n  - ")))?;
+            let parsed = Policy::from_toml(&text).map_err(|p| {
+                anyhow::anyhow!("{} is not a valid policy:\n  - {}", policy.display(), p.join("\n  - "))
+            })?;
             let storage = open(&config, true)?;
             let result = storage.write_blocking(|c| {
                 let changes = storage::access::apply(c, &parsed, *prune)?;
@@ -253,7 +262,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Access { partner } => {
             let config = load_config(&cli, Layer::default())?;
             let storage = open(&config, true)?;
-            let rows = storage.read_blocking(|c| storage::access::partner_access(c, partner)).map_err(not_found("partner"))?;
+            let rows =
+                storage.read_blocking(|c| storage::access::partner_access(c, partner)).map_err(not_found("partner"))?;
             if rows.is_empty() {
                 println!("{partner} can access no collection");
             }
@@ -298,7 +308,15 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
                     .write_blocking(|c| {
                         credentials::add(
                             c,
-                            &credentials::NewCredential { partner, kind: "password", lookup: None, secret_hash: &hash, label: label.as_deref(), now, expires_at },
+                            &credentials::NewCredential {
+                                partner,
+                                kind: "password",
+                                lookup: None,
+                                secret_hash: &hash,
+                                label: label.as_deref(),
+                                now,
+                                expires_at,
+                            },
                         )
                     })
                     .map_err(not_found("partner"))?;
@@ -350,7 +368,9 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
             Ok(())
         }
         CredentialCommand::Revoke { id } => {
-            storage.write_blocking(|c| credentials::revoke(c, id, now_micros())).map_err(not_found("active credential"))?;
+            storage
+                .write_blocking(|c| credentials::revoke(c, id, now_micros()))
+                .map_err(not_found("active credential"))?;
             println!("revoked {id}");
             Ok(())
         }

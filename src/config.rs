@@ -56,8 +56,23 @@ impl Layer {
     /// Fields set in `over` replace those in `self`.
     pub fn merge(mut self, over: Layer) -> Layer {
         merge_fields!(
-            self, over, listen, database_url, tls_cert, tls_key, behind_tls_proxy, server_key, server_key_file, max_page_size,
-            status_retention_hours, anonymous_read, auth_cache_seconds, policy_refresh_ms, workers, pool_size, log_format
+            self,
+            over,
+            listen,
+            database_url,
+            tls_cert,
+            tls_key,
+            behind_tls_proxy,
+            server_key,
+            server_key_file,
+            max_page_size,
+            status_retention_hours,
+            anonymous_read,
+            auth_cache_seconds,
+            policy_refresh_ms,
+            workers,
+            pool_size,
+            log_format
         );
         self
     }

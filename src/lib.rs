@@ -9,6 +9,8 @@
 //! - [`http`]: the wire layer (actix-web): routes, content negotiation, error resources.
 //! - [`server`], [`config`], [`cli`]: start-up, configuration and the command line.
 
+#![cfg_attr(test, allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
 pub mod auth;
 pub mod cli;
 pub mod config;

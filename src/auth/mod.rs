@@ -195,11 +195,16 @@ impl Authenticator {
         Ok(found.and_then(|cred| {
             let digest = hex::encode(Sha256::digest(key.as_bytes()));
             digest_eq(digest.as_bytes(), cred.secret_hash.as_bytes())
-                .then(|| (Principal::Partner { id: cred.partner_id, name: cred.partner }, cred.expires_at))
+                .then_some((Principal::Partner { id: cred.partner_id, name: cred.partner }, cred.expires_at))
         }))
     }
 
-    async fn check_password(&self, user: String, password: String, now: Micros) -> Result<Option<(Principal, Option<Micros>)>, AuthError> {
+    async fn check_password(
+        &self,
+        user: String,
+        password: String,
+        now: Micros,
+    ) -> Result<Option<(Principal, Option<Micros>)>, AuthError> {
         let storage = self.storage.clone();
         let verified = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             let creds = storage.read_blocking(|c| credentials::find_passwords(c, &user, now))?;

@@ -58,10 +58,14 @@ impl HttpError {
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal_error"),
             },
-            HttpError::Auth(AuthError::Storage(_)) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
+            HttpError::Auth(AuthError::Storage(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable")
+            }
             HttpError::Auth(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", "authentication_required"),
             HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "Not Acceptable", "not_acceptable"),
-            HttpError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type", "unsupported_media_type"),
+            HttpError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type", "unsupported_media_type")
+            }
             HttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "too_large"),
             HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request", "bad_request"),
             HttpError::NoRoute => (StatusCode::NOT_FOUND, "Not Found", "no_endpoint"),

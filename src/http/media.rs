@@ -45,7 +45,9 @@ pub fn accepts_taxii21(accept: Option<&str>) -> bool {
 /// Whether a POST body's `Content-Type` is the TAXII 2.1 media type (version optional, other
 /// parameters such as `charset` tolerated).
 pub fn is_taxii21_content_type(content_type: Option<&str>) -> bool {
-    content_type.and_then(parse_range).is_some_and(|r| r.essence == "application/taxii+json" && r.version.is_none_or(|v| v == "2.1"))
+    content_type
+        .and_then(parse_range)
+        .is_some_and(|r| r.essence == "application/taxii+json" && r.version.is_none_or(|v| v == "2.1"))
 }
 
 #[cfg(test)]

@@ -35,10 +35,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(both("/healthz/")).route(web::get().to(health)).default_service(not_allowed()))
         .service(web::resource(both("/taxii2/")).route(web::get().to(discovery)).default_service(not_allowed()))
         .service(web::resource(both("/{root}/")).route(web::get().to(api_root)).default_service(not_allowed()))
-        .service(web::resource(both("/{root}/status/{status}/")).route(web::get().to(status)).default_service(not_allowed()))
-        .service(web::resource(both("/{root}/collections/")).route(web::get().to(collections)).default_service(not_allowed()))
-        .service(web::resource(both("/{root}/collections/{collection}/")).route(web::get().to(collection)).default_service(not_allowed()))
-        .service(web::resource(both("/{root}/collections/{collection}/manifest/")).route(web::get().to(manifest)).default_service(not_allowed()))
+        .service(
+            web::resource(both("/{root}/status/{status}/")).route(web::get().to(status)).default_service(not_allowed()),
+        )
+        .service(
+            web::resource(both("/{root}/collections/"))
+                .route(web::get().to(collections))
+                .default_service(not_allowed()),
+        )
+        .service(
+            web::resource(both("/{root}/collections/{collection}/"))
+                .route(web::get().to(collection))
+                .default_service(not_allowed()),
+        )
+        .service(
+            web::resource(both("/{root}/collections/{collection}/manifest/"))
+                .route(web::get().to(manifest))
+                .default_service(not_allowed()),
+        )
         .service(
             web::resource(both("/{root}/collections/{collection}/objects/"))
                 .route(web::get().to(get_objects))
@@ -51,7 +65,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(delete_object))
                 .default_service(not_allowed()),
         )
-        .service(web::resource(both("/{root}/collections/{collection}/objects/{object}/versions/")).route(web::get().to(versions)).default_service(not_allowed()));
+        .service(
+            web::resource(both("/{root}/collections/{collection}/objects/{object}/versions/"))
+                .route(web::get().to(versions))
+                .default_service(not_allowed()),
+        );
 }
 
 /// The answer for URLs no route matches.
@@ -59,7 +77,7 @@ pub async fn no_route() -> HttpResult {
     Err(HttpError::NoRoute)
 }
 
-fn header_str<'a>(req: &'a HttpRequest, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -88,7 +106,9 @@ async fn caller(req: &HttpRequest, svc: &Service) -> Result<Principal, HttpError
 }
 
 fn taxii_json<T: serde::Serialize>(value: &T) -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE)).body(serde_json::to_vec(value).unwrap_or_default())
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE))
+        .body(serde_json::to_vec(value).unwrap_or_default())
 }
 
 fn page_response(page: Page) -> HttpResponse {
@@ -167,7 +187,9 @@ async fn delete_object(req: HttpRequest, svc: Svc) -> HttpResult {
 /// [`DRAIN_LIMIT`] more bytes so the client can read the answer; nothing is kept in memory.
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, max: i64) -> Result<Vec<u8>, HttpError> {
     let declared = match header_str(req, header::CONTENT_LENGTH) {
-        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| HttpError::BadRequest("Content-Length is not a number".into()))?),
+        Some(v) => {
+            Some(v.trim().parse::<i64>().map_err(|_| HttpError::BadRequest("Content-Length is not a number".into()))?)
+        }
         None => None,
     };
     let too_large = declared.is_some_and(|n| n > max);
@@ -217,5 +239,7 @@ async fn add_objects(req: HttpRequest, payload: web::Payload, svc: Svc) -> HttpR
         object.failures = status.failure_count,
         "objects added"
     );
-    Ok(HttpResponse::Accepted().insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE)).body(serde_json::to_vec(&status).unwrap_or_default()))
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE))
+        .body(serde_json::to_vec(&status).unwrap_or_default()))
 }

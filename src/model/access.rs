@@ -44,7 +44,10 @@ impl Rights {
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    Partner { id: i64, name: String },
+    Partner {
+        id: i64,
+        name: String,
+    },
     /// No credentials, on a server with anonymous read of public collections enabled.
     Anonymous,
 }
@@ -92,7 +95,11 @@ impl AccessView {
     }
 
     /// Collections of an API root the caller can see, in stable order.
-    pub fn visible_collections<'a>(&'a self, who: &'a Principal, root: &'a ApiRootInfo) -> impl Iterator<Item = (&'a CollectionInfo, Rights)> + 'a {
+    pub fn visible_collections<'a>(
+        &'a self,
+        who: &'a Principal,
+        root: &'a ApiRootInfo,
+    ) -> impl Iterator<Item = (&'a CollectionInfo, Rights)> + 'a {
         self.collections
             .iter()
             .filter(move |c| c.api_root_id == root.id)

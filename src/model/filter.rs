@@ -35,7 +35,11 @@ impl Endpoint {
 pub enum VersionSel {
     All,
     /// Any of: the first version, the last version, explicit versions (normalised keys).
-    Some { first: bool, last: bool, explicit: Vec<String> },
+    Some {
+        first: bool,
+        last: bool,
+        explicit: Vec<String>,
+    },
 }
 
 impl VersionSel {
@@ -57,7 +61,13 @@ pub struct Filter {
 
 impl Default for Filter {
     fn default() -> Self {
-        Filter { added_after: None, ids: Vec::new(), types: Vec::new(), versions: VersionSel::last(), spec_versions: Vec::new() }
+        Filter {
+            added_after: None,
+            ids: Vec::new(),
+            types: Vec::new(),
+            versions: VersionSel::last(),
+            spec_versions: Vec::new(),
+        }
     }
 }
 
@@ -145,7 +155,10 @@ fn parse_spec_versions(value: &str) -> Result<Vec<String>, QueryError> {
     let mut out = list("match[spec_version]", value)?;
     for v in &out {
         let ok = v.split_once('.').is_some_and(|(a, b)| {
-            !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
         });
         if !ok {
             return err(format!("match[spec_version] value '{v}' is not a STIX version such as 2.1"));
@@ -186,7 +199,11 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
                 has_filters = true;
                 match parse_taxii(&value) {
                     Some(t) => filter.added_after = Some(t),
-                    None => return err(format!("added_after '{value}' is not a timestamp such as 2016-01-01T01:01:01.000000Z")),
+                    None => {
+                        return err(format!(
+                            "added_after '{value}' is not a timestamp such as 2016-01-01T01:01:01.000000Z"
+                        ))
+                    }
                 }
             }
             (false, "limit") => {
@@ -200,10 +217,8 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
                 }
                 limit = Some(n);
             }
-            (false, "next") => {
-                if !value.is_empty() {
-                    next = Some(value.to_string());
-                }
+            (false, "next") if !value.is_empty() => {
+                next = Some(value.to_string());
             }
             (true, "id") => {
                 has_filters = true;
@@ -250,8 +265,11 @@ mod tests {
 
     #[test]
     fn parses_lists_and_versions() {
-        let q = parse_query("match%5Btype%5D=malware,indicator&match[version]=first,2016-01-01T01:01:01Z,last&limit=5", Endpoint::Objects)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let q = parse_query(
+            "match%5Btype%5D=malware,indicator&match[version]=first,2016-01-01T01:01:01Z,last&limit=5",
+            Endpoint::Objects,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(q.filter.types, vec!["indicator".to_owned(), "malware".to_owned()]);
         assert_eq!(
             q.filter.versions,

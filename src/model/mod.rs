@@ -86,7 +86,12 @@ pub struct Status {
 
 impl Status {
     /// A completed status from the per-object outcomes.
-    pub fn complete(id: String, request_timestamp: String, successes: Vec<StatusDetail>, failures: Vec<StatusDetail>) -> Self {
+    pub fn complete(
+        id: String,
+        request_timestamp: String,
+        successes: Vec<StatusDetail>,
+        failures: Vec<StatusDetail>,
+    ) -> Self {
         let s = successes.len() as u64;
         let f = failures.len() as u64;
         Status {

@@ -99,7 +99,8 @@ pub fn valid_name(name: &str) -> bool {
 pub fn is_uuid_v4(id: &str) -> bool {
     id.len() == 36
         && !id.bytes().any(|c| c.is_ascii_uppercase())
-        && uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122)
+        && uuid::Uuid::parse_str(id)
+            .is_ok_and(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122)
 }
 
 impl Policy {

@@ -48,21 +48,64 @@ pub fn valid_identifier(id: &str) -> Option<&str> {
         && !ty.starts_with('-')
         && !ty.ends_with('-')
         && !ty.contains("--");
-    let uuid_ok = uuid.len() == 36 && uuid::Uuid::parse_str(uuid).is_ok() && uuid.bytes().all(|c| !c.is_ascii_uppercase());
+    let uuid_ok =
+        uuid.len() == 36 && uuid::Uuid::parse_str(uuid).is_ok() && uuid.bytes().all(|c| !c.is_ascii_uppercase());
     (type_ok && uuid_ok).then_some(ty)
+}
+
+/// Deepest nesting of arrays and objects allowed inside one STIX object. Real objects stay far
+/// below it; deeper ones would break consumers whose JSON parsers recurse.
+pub const MAX_DEPTH: usize = 64;
+
+/// Nesting depth of a JSON text (arrays and objects), ignoring brackets inside strings.
+pub fn nesting_depth(raw: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for b in raw.bytes() {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Reads the indexed properties of one raw object (position `index` in the envelope).
 pub fn read_head(raw: &str, index: usize) -> Result<ObjectHead, ObjectProblem> {
     let problem = |id: String, version: String, message: String| ObjectProblem { id, version, message };
     let marker = format!("objects[{index}]");
+    if !raw.trim_start().starts_with('{') {
+        return Err(problem(marker, String::new(), "object is not a JSON object".into()));
+    }
+    if nesting_depth(raw) > MAX_DEPTH {
+        return Err(problem(
+            marker,
+            String::new(),
+            format!("object nests arrays/objects deeper than {MAX_DEPTH} levels"),
+        ));
+    }
     let head: Head<'_> = match serde_json::from_str(raw) {
         Ok(h) => h,
-        Err(_) => return Err(problem(marker, String::new(), "object is not a JSON object".into())),
+        Err(e) => return Err(problem(marker, String::new(), format!("object could not be read: {e}"))),
     };
     let id = match head.id {
         Some(serde_json::Value::String(s)) => s,
-        Some(_) => return Err(problem(marker, String::new(), "property 'id' must be a string of the form type--UUID".into())),
+        Some(_) => {
+            return Err(problem(marker, String::new(), "property 'id' must be a string of the form type--UUID".into()))
+        }
         None => return Err(problem(marker, String::new(), "object has no 'id' property".into())),
     };
     let version_text = |v: &Option<serde_json::Value>| match v {
@@ -79,7 +122,9 @@ pub fn read_head(raw: &str, index: usize) -> Result<ObjectHead, ObjectProblem> {
     };
     let fail = |msg: String| Err(problem(id.clone(), shown_version.clone(), msg));
     let Some(id_type) = valid_identifier(&id) else {
-        return fail(format!("property 'id' ('{id}') must be of the form type--UUID with a lower-case type and a lower-case UUID"));
+        return fail(format!(
+            "property 'id' ('{id}') must be of the form type--UUID with a lower-case type and a lower-case UUID"
+        ));
     };
     let stix_type: String = match head.stix_type.map(|r| serde_json::from_str::<String>(r.get())) {
         Some(Ok(t)) => t,
@@ -101,14 +146,20 @@ pub fn read_head(raw: &str, index: usize) -> Result<ObjectHead, ObjectProblem> {
                         version_key = Some(k);
                     }
                 }
-                None => return fail(format!("property '{name}' ('{s}') is not a STIX timestamp such as 2016-01-01T01:01:01.000Z")),
+                None => {
+                    return fail(format!(
+                        "property '{name}' ('{s}') is not a STIX timestamp such as 2016-01-01T01:01:01.000Z"
+                    ))
+                }
             },
             Some(_) => return fail(format!("property '{name}' must be a string timestamp")),
         }
     }
     let spec_version = match head.spec_version {
         Some(serde_json::Value::String(s)) if s == "2.1" || s == "2.0" => s,
-        Some(serde_json::Value::String(s)) => return fail(format!("spec_version '{s}' is not supported; this server stores STIX 2.1 (and 2.0)")),
+        Some(serde_json::Value::String(s)) => {
+            return fail(format!("spec_version '{s}' is not supported; this server stores STIX 2.1 (and 2.0)"))
+        }
         Some(_) => return fail("property 'spec_version' must be a string".into()),
         // T-219/A-4: without spec_version, an object with created/modified is STIX 2.0, else a 2.1 SCO.
         None if version.is_some() => "2.0".into(),
@@ -132,9 +183,17 @@ mod tests {
     }
 
     #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(nesting_depth(r#"{"a":"[[[{{{\"[","b":[{"c":[]}]}"#), 4);
+    }
+
+    #[test]
     fn sco_without_timestamps_is_21_and_unversioned() {
-        let h = read_head(r#"{"type":"ipv4-addr","id":"ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd","value":"1.2.3.4"}"#, 0)
-            .unwrap_or_else(|p| panic!("{p:?}"));
+        let h = read_head(
+            r#"{"type":"ipv4-addr","id":"ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd","value":"1.2.3.4"}"#,
+            0,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(h.spec_version, "2.1");
         assert_eq!(h.version, None);
     }
@@ -146,8 +205,14 @@ mod tests {
             (r#"{"type":"indicator"}"#, "no 'id'"),
             (r#"{"id":"indicator--x","type":"indicator"}"#, "type--UUID"),
             (r#"{"id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","type":"malware"}"#, "does not match"),
-            (r#"{"id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","type":"indicator","modified":"yesterday"}"#, "'modified'"),
-            (r#"{"id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","type":"indicator","spec_version":"3.0"}"#, "spec_version"),
+            (
+                r#"{"id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","type":"indicator","modified":"yesterday"}"#,
+                "'modified'",
+            ),
+            (
+                r#"{"id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","type":"indicator","spec_version":"3.0"}"#,
+                "spec_version",
+            ),
         ];
         for (raw, want) in cases {
             let p = read_head(raw, 3).err().unwrap_or_else(|| panic!("accepted {raw}"));

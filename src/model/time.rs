@@ -144,15 +144,38 @@ mod tests {
     fn taxii_round_trip_has_six_digits() {
         let t = parse_taxii("2016-11-04T03:04:05.123456Z");
         assert_eq!(t.map(format_taxii).as_deref(), Some("2016-11-04T03:04:05.123456Z"));
-        assert_eq!(parse_taxii("2016-11-04T03:04:05Z").map(format_taxii).as_deref(), Some("2016-11-04T03:04:05.000000Z"));
-        assert_eq!(parse_taxii("2016-11-04T03:04:05.1Z").map(format_taxii).as_deref(), Some("2016-11-04T03:04:05.100000Z"));
-        assert_eq!(parse_taxii("2016-11-04T05:04:05.5+02:00").map(format_taxii).as_deref(), Some("2016-11-04T03:04:05.500000Z"));
-        assert_eq!(parse_taxii("2016-11-04T03:04:05.123456789Z").map(format_taxii).as_deref(), Some("2016-11-04T03:04:05.123456Z"));
+        assert_eq!(
+            parse_taxii("2016-11-04T03:04:05Z").map(format_taxii).as_deref(),
+            Some("2016-11-04T03:04:05.000000Z")
+        );
+        assert_eq!(
+            parse_taxii("2016-11-04T03:04:05.1Z").map(format_taxii).as_deref(),
+            Some("2016-11-04T03:04:05.100000Z")
+        );
+        assert_eq!(
+            parse_taxii("2016-11-04T05:04:05.5+02:00").map(format_taxii).as_deref(),
+            Some("2016-11-04T03:04:05.500000Z")
+        );
+        assert_eq!(
+            parse_taxii("2016-11-04T03:04:05.123456789Z").map(format_taxii).as_deref(),
+            Some("2016-11-04T03:04:05.123456Z")
+        );
     }
 
     #[test]
     fn malformed_timestamps_are_rejected() {
-        for bad in ["", "yesterday", "2016-11-04", "2016-13-04T03:04:05Z", "2016-11-04T03:04:05", "2016-11-04T03:04:05.Z", "2016-11-04T03:04:05.1234567890Z", "2016-02-30T00:00:00Z", "2016-11-04T25:04:05Z", "２016-11-04T03:04:05Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2016-11-04",
+            "2016-13-04T03:04:05Z",
+            "2016-11-04T03:04:05",
+            "2016-11-04T03:04:05.Z",
+            "2016-11-04T03:04:05.1234567890Z",
+            "2016-02-30T00:00:00Z",
+            "2016-11-04T25:04:05Z",
+            "２016-11-04T03:04:05Z",
+        ] {
             assert_eq!(parse_taxii(bad), None, "{bad}");
         }
         assert_eq!(stix_version_key("2016-11-04T03:04:05+00:00"), None);

@@ -128,9 +128,10 @@ impl Service {
     /// Anonymous callers are told to authenticate instead of "not found"/"forbidden".
     fn deny(who: &Principal, e: ServiceError) -> ServiceError {
         match (who, &e) {
-            (Principal::Anonymous, ServiceError::UnknownApiRoot | ServiceError::UnknownCollection | ServiceError::Forbidden(_)) => {
-                ServiceError::Unauthenticated
-            }
+            (
+                Principal::Anonymous,
+                ServiceError::UnknownApiRoot | ServiceError::UnknownCollection | ServiceError::Forbidden(_),
+            ) => ServiceError::Unauthenticated,
             _ => e,
         }
     }
@@ -145,9 +146,17 @@ impl Service {
     }
 
     /// The collection and the caller's rights on it; unknown and invisible answer the same.
-    fn collection<'a>(view: &'a AccessView, who: &Principal, root: &str, id: &str) -> ServiceResult<(&'a ApiRootInfo, &'a CollectionInfo, Rights)> {
+    fn collection<'a>(
+        view: &'a AccessView,
+        who: &Principal,
+        root: &str,
+        id: &str,
+    ) -> ServiceResult<(&'a ApiRootInfo, &'a CollectionInfo, Rights)> {
         let root = Self::root(view, who, root)?;
-        let col = view.collection(id).filter(|c| c.api_root_id == root.id).ok_or_else(|| Self::deny(who, ServiceError::UnknownCollection))?;
+        let col = view
+            .collection(id)
+            .filter(|c| c.api_root_id == root.id)
+            .ok_or_else(|| Self::deny(who, ServiceError::UnknownCollection))?;
         let rights = view.rights(who, col);
         if !rights.visible() {
             return Err(Self::deny(who, ServiceError::UnknownCollection));
@@ -186,7 +195,10 @@ impl Service {
         let view = self.view();
         let (r, _, rights) = Self::collection(&view, who, root, collection)?;
         if !rights.write {
-            return Err(Self::deny(who, ServiceError::Forbidden("this partner may not add objects to this collection")));
+            return Err(Self::deny(
+                who,
+                ServiceError::Forbidden("this partner may not add objects to this collection"),
+            ));
         }
         Ok(r.max_content_length)
     }
@@ -206,7 +218,12 @@ impl Service {
     pub fn collections(&self, who: &Principal, root: &str) -> ServiceResult<CollectionsResource> {
         let view = self.view();
         let r = Self::root(&view, who, root)?;
-        Ok(CollectionsResource { collections: view.visible_collections(who, r).map(|(c, rights)| Self::collection_resource(c, rights)).collect() })
+        Ok(CollectionsResource {
+            collections: view
+                .visible_collections(who, r)
+                .map(|(c, rights)| Self::collection_resource(c, rights))
+                .collect(),
+        })
     }
 
     pub fn get_collection(&self, who: &Principal, root: &str, id: &str) -> ServiceResult<CollectionResource> {

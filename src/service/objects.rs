@@ -63,7 +63,14 @@ struct EnvelopeIn<'a> {
 
 impl Service {
     /// Resolves `next` against this request (T-028) and returns the effective filter and position.
-    fn resolve_cursor(&self, who: &Principal, endpoint: Endpoint, collection: &str, object: Option<&str>, q: &Query) -> ServiceResult<(Filter, Option<Micros>)> {
+    fn resolve_cursor(
+        &self,
+        who: &Principal,
+        endpoint: Endpoint,
+        collection: &str,
+        object: Option<&str>,
+        q: &Query,
+    ) -> ServiceResult<(Filter, Option<Micros>)> {
         let Some(token) = &q.next else { return Ok((q.filter.clone(), None)) };
         let cursor = Cursor::decode(token, &self.settings.server_key)?;
         let filter = q.has_filters.then_some(&q.filter);
@@ -77,7 +84,15 @@ impl Service {
     }
 
     /// Get Objects, Get an Object, Get Object Manifests, Get Object Versions.
-    pub async fn list(&self, who: &Principal, endpoint: Endpoint, root: &str, collection: &str, object: Option<&str>, q: Query) -> ServiceResult<Page> {
+    pub async fn list(
+        &self,
+        who: &Principal,
+        endpoint: Endpoint,
+        root: &str,
+        collection: &str,
+        object: Option<&str>,
+        q: Query,
+    ) -> ServiceResult<Page> {
         let view = self.view();
         let (_, col, rights) = Self::collection(&view, who, root, collection)?;
         if !rights.read {
@@ -92,7 +107,8 @@ impl Service {
         let page = self
             .storage
             .read(move |c| {
-                let pq = PageQuery { collection: &cid, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
+                let pq =
+                    PageQuery { collection: &cid, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
                 let (mut rows, mut bodies): (Vec<VersionRow>, Vec<String>) = if with_bodies {
                     storage::objects::page_with_bodies(c, &pq)?.into_iter().unzip()
                 } else {
@@ -110,15 +126,25 @@ impl Service {
                 }
                 let next = match (more, rows.last()) {
                     (true, Some(last)) => Some(
-                        Cursor { endpoint, collection: cid.clone(), object: oid.clone(), partner, filter: filter.clone(), date_added: last.date_added, seq: last.seq }
-                            .encode(&key),
+                        Cursor {
+                            endpoint,
+                            collection: cid.clone(),
+                            object: oid.clone(),
+                            partner,
+                            filter: filter.clone(),
+                            date_added: last.date_added,
+                            seq: last.seq,
+                        }
+                        .encode(&key),
                     ),
                     _ => None,
                 };
                 let first = rows.first().map(|r| r.date_added);
                 let last = rows.last().map(|r| r.date_added);
                 let body = match endpoint {
-                    Endpoint::Objects | Endpoint::Object => wrap("objects", more, next.as_deref(), bodies.into_iter().map(String::into_bytes)),
+                    Endpoint::Objects | Endpoint::Object => {
+                        wrap("objects", more, next.as_deref(), bodies.into_iter().map(String::into_bytes))
+                    }
                     Endpoint::Manifest => wrap("objects", more, next.as_deref(), rows.iter().map(manifest_record)),
                     Endpoint::Versions | Endpoint::Delete => wrap(
                         "versions",
@@ -139,11 +165,20 @@ impl Service {
 
     /// Add Objects: every object is stored or reported as a failure on its own; the envelope's
     /// successes and its status are committed in one transaction.
-    pub async fn add_objects(&self, who: &Principal, root: &str, collection: &str, body: Vec<u8>) -> ServiceResult<Status> {
+    pub async fn add_objects(
+        &self,
+        who: &Principal,
+        root: &str,
+        collection: &str,
+        body: Vec<u8>,
+    ) -> ServiceResult<Status> {
         let view = self.view();
         let (r, col, rights) = Self::collection(&view, who, root, collection)?;
         if !rights.write {
-            return Err(Self::deny(who, ServiceError::Forbidden("this partner may not add objects to this collection")));
+            return Err(Self::deny(
+                who,
+                ServiceError::Forbidden("this partner may not add objects to this collection"),
+            ));
         }
         let request_time = now_micros();
         let (root_id, cid, partner) = (r.id, col.id.clone(), who.id());
@@ -159,7 +194,9 @@ impl Service {
                     .iter()
                     .zip(outcomes)
                     .map(|(item, o)| match o {
-                        Outcome::Stored { version } => StatusDetail { id: item.head.id.clone(), version, message: None },
+                        Outcome::Stored { version } => {
+                            StatusDetail { id: item.head.id.clone(), version, message: None }
+                        }
                         Outcome::Duplicate { version } => StatusDetail {
                             id: item.head.id.clone(),
                             version,
@@ -167,8 +204,10 @@ impl Service {
                         },
                     })
                     .collect();
-                let status = Status::complete(uuid::Uuid::new_v4().to_string(), format_taxii(request_time), successes, failures);
-                let text = serde_json::to_string(&status).map_err(|e| storage::StorageError::Conflict(e.to_string()))?;
+                let status =
+                    Status::complete(uuid::Uuid::new_v4().to_string(), format_taxii(request_time), successes, failures);
+                let text =
+                    serde_json::to_string(&status).map_err(|e| storage::StorageError::Conflict(e.to_string()))?;
                 storage::statuses::insert(c, &status.id, root_id, partner, now, &text)?;
                 Ok(status)
             })
@@ -178,11 +217,21 @@ impl Service {
 
     /// Delete an Object (§5.7): the caller needs both read and write (T-182). Without
     /// `match[version]`, every version is deleted; without `match[spec_version]`, every spec version.
-    pub async fn delete_object(&self, who: &Principal, root: &str, collection: &str, object: &str, q: Query) -> ServiceResult<()> {
+    pub async fn delete_object(
+        &self,
+        who: &Principal,
+        root: &str,
+        collection: &str,
+        object: &str,
+        q: Query,
+    ) -> ServiceResult<()> {
         let view = self.view();
         let (_, col, rights) = Self::collection(&view, who, root, collection)?;
         if !(rights.read && rights.write) {
-            return Err(Self::deny(who, ServiceError::Forbidden("deleting needs both read and write access to this collection")));
+            return Err(Self::deny(
+                who,
+                ServiceError::Forbidden("deleting needs both read and write access to this collection"),
+            ));
         }
         let mut filter = q.filter;
         if !q.versions_given {
@@ -216,7 +265,14 @@ fn manifest_record(r: &VersionRow) -> Vec<u8> {
 
 /// Parses an envelope (or a bundle-shaped object): objects to store, and per-object failures.
 fn parse_envelope(body: &[u8]) -> Result<(Vec<NewObject>, Vec<StatusDetail>), ServiceError> {
-    let text = std::str::from_utf8(body).map_err(|e| ServiceError::MalformedBody(format!("the request body is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ServiceError::MalformedBody(format!("the request body is not valid UTF-8 (at byte {})", e.valid_up_to()))
+    })?;
+    if !text.trim_start().starts_with('{') && serde_json::from_str::<&RawValue>(text).is_ok() {
+        return Err(ServiceError::Unprocessable(
+            "the request body must be a TAXII envelope: a JSON object with an 'objects' list".into(),
+        ));
+    }
     let env: EnvelopeIn<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ServiceError::Unprocessable(format!(
             "the request body must be a TAXII envelope: a JSON object with an 'objects' list ({e})"
@@ -225,7 +281,9 @@ fn parse_envelope(body: &[u8]) -> Result<(Vec<NewObject>, Vec<StatusDetail>), Se
     })?;
     let objects = env.objects.unwrap_or_default();
     if objects.is_empty() {
-        return Err(ServiceError::Unprocessable("the envelope has no objects: send {\"objects\": [ ... ]} with at least one STIX object".into()));
+        return Err(ServiceError::Unprocessable(
+            "the envelope has no objects: send {\"objects\": [ ... ]} with at least one STIX object".into(),
+        ));
     }
     let mut items = Vec::with_capacity(objects.len());
     let mut failures = Vec::new();

@@ -14,7 +14,13 @@ pub fn load_view(c: &mut Conn) -> StorageResult<AccessView> {
     let gen = generation(c)?;
     let discovery = meta_get(c, "discovery")?.and_then(|d| serde_json::from_str::<DiscoveryPolicy>(&d).ok());
     let roots: Vec<(i64, String, String, Option<String>, i64)> = api_roots::table
-        .select((api_roots::id, api_roots::name, api_roots::title, api_roots::description, api_roots::max_content_length))
+        .select((
+            api_roots::id,
+            api_roots::name,
+            api_roots::title,
+            api_roots::description,
+            api_roots::max_content_length,
+        ))
         .order(api_roots::name)
         .load(c)?;
     let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32)> = collections::table
@@ -43,7 +49,13 @@ pub fn load_view(c: &mut Conn) -> StorageResult<AccessView> {
         discovery,
         api_roots: roots
             .into_iter()
-            .map(|(id, name, title, description, max_content_length)| ApiRootInfo { id, name, title, description, max_content_length })
+            .map(|(id, name, title, description, max_content_length)| ApiRootInfo {
+                id,
+                name,
+                title,
+                description,
+                max_content_length,
+            })
             .collect(),
         collections: cols
             .into_iter()
@@ -94,7 +106,8 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
                 changes.push(format!("~ discovery: title '{}'", d.title));
             }
             None => {
-                diesel::delete(super::schema::meta::table.filter(super::schema::meta::key.eq("discovery"))).execute(c)?;
+                diesel::delete(super::schema::meta::table.filter(super::schema::meta::key.eq("discovery")))
+                    .execute(c)?;
                 changes.push("- discovery information".into());
             }
         }
@@ -141,17 +154,24 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
     // Partners.
     let mut partner_ids: HashMap<String, i64> = HashMap::new();
     for p in &policy.partners {
-        let existing: Option<(i64, Option<String>)> =
-            partners::table.filter(partners::name.eq(&p.name)).select((partners::id, partners::title)).first(c).optional()?;
+        let existing: Option<(i64, Option<String>)> = partners::table
+            .filter(partners::name.eq(&p.name))
+            .select((partners::id, partners::title))
+            .first(c)
+            .optional()?;
         let id = match existing {
             None => {
-                diesel::insert_into(partners::table).values((partners::name.eq(&p.name), partners::title.eq(&p.title))).execute(c)?;
+                diesel::insert_into(partners::table)
+                    .values((partners::name.eq(&p.name), partners::title.eq(&p.title)))
+                    .execute(c)?;
                 changes.push(format!("+ partner '{}'", p.name));
                 partner_id(c, &p.name)?
             }
             Some((id, title)) => {
                 if title != p.title {
-                    diesel::update(partners::table.filter(partners::id.eq(id))).set(partners::title.eq(&p.title)).execute(c)?;
+                    diesel::update(partners::table.filter(partners::id.eq(id)))
+                        .set(partners::title.eq(&p.title))
+                        .execute(c)?;
                     changes.push(format!("~ partner '{}'", p.name));
                 }
                 id
@@ -164,7 +184,8 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
         if !partner_ids.contains_key(&name) {
             if prune {
                 diesel::delete(group_members::table.filter(group_members::partner_id.eq(id))).execute(c)?;
-                diesel::delete(super::schema::credentials::table.filter(super::schema::credentials::partner_id.eq(id))).execute(c)?;
+                diesel::delete(super::schema::credentials::table.filter(super::schema::credentials::partner_id.eq(id)))
+                    .execute(c)?;
                 diesel::delete(partners::table.filter(partners::id.eq(id))).execute(c)?;
                 changes.push(format!("- partner '{name}' and its credentials"));
             } else {
@@ -200,8 +221,12 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
             }
         };
         group_ids.insert(g.name.clone(), id);
-        let have: BTreeSet<i64> =
-            group_members::table.filter(group_members::group_id.eq(id)).select(group_members::partner_id).load::<i64>(c)?.into_iter().collect();
+        let have: BTreeSet<i64> = group_members::table
+            .filter(group_members::group_id.eq(id))
+            .select(group_members::partner_id)
+            .load::<i64>(c)?
+            .into_iter()
+            .collect();
         let mut want = BTreeMap::new();
         for m in &g.members {
             if let Some(pid) = partner_ids.get(m) {
@@ -218,13 +243,18 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
         }
         for pid in have {
             if !want.contains_key(&pid) {
-                diesel::delete(group_members::table.filter(group_members::group_id.eq(id)).filter(group_members::partner_id.eq(pid)))
-                    .execute(c)?;
+                diesel::delete(
+                    group_members::table
+                        .filter(group_members::group_id.eq(id))
+                        .filter(group_members::partner_id.eq(pid)),
+                )
+                .execute(c)?;
                 changes.push(format!("- member #{pid} of group '{}'", g.name));
             }
         }
     }
-    let all_groups: Vec<(i64, String)> = partner_groups::table.select((partner_groups::id, partner_groups::name)).load(c)?;
+    let all_groups: Vec<(i64, String)> =
+        partner_groups::table.select((partner_groups::id, partner_groups::name)).load(c)?;
     for (id, name) in all_groups {
         if !group_ids.contains_key(&name) {
             diesel::delete(grants::table.filter(grants::group_id.eq(id))).execute(c)?;
@@ -239,7 +269,9 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
     for col in &policy.collections {
         let Some(&root_id) = root_ids.get(&col.api_root) else { continue };
         let existing: Option<(String, i64, String, Option<String>, Option<String>, i32)> = match &col.id {
-            Some(id) => collections::table.filter(collections::id.eq(id)).select(collection_cols()).first(c).optional()?,
+            Some(id) => {
+                collections::table.filter(collections::id.eq(id)).select(collection_cols()).first(c).optional()?
+            }
             None => collections::table
                 .filter(collections::api_root_id.eq(root_id))
                 .filter(collections::title.eq(&col.title))
@@ -265,7 +297,12 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
                 id
             }
             Some((id, r, title, description, alias, p)) => {
-                if r != root_id || title != col.title || description != col.description || alias != col.alias || p != public {
+                if r != root_id
+                    || title != col.title
+                    || description != col.description
+                    || alias != col.alias
+                    || p != public
+                {
                     diesel::update(collections::table.filter(collections::id.eq(&id)))
                         .set((
                             collections::api_root_id.eq(root_id),
@@ -308,14 +345,21 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
             match have.get(gid) {
                 None => {
                     diesel::insert_into(grants::table)
-                        .values((grants::collection_id.eq(&id), grants::group_id.eq(gid), grants::can_read.eq(r), grants::can_write.eq(w)))
+                        .values((
+                            grants::collection_id.eq(&id),
+                            grants::group_id.eq(gid),
+                            grants::can_read.eq(r),
+                            grants::can_write.eq(w),
+                        ))
                         .execute(c)?;
                     changes.push(format!("+ grant {} on '{}' to group '{name}'", describe(*r, *w), col.title));
                 }
                 Some(&(hr, hw)) if hr != *r || hw != *w => {
-                    diesel::update(grants::table.filter(grants::collection_id.eq(&id)).filter(grants::group_id.eq(gid)))
-                        .set((grants::can_read.eq(r), grants::can_write.eq(w)))
-                        .execute(c)?;
+                    diesel::update(
+                        grants::table.filter(grants::collection_id.eq(&id)).filter(grants::group_id.eq(gid)),
+                    )
+                    .set((grants::can_read.eq(r), grants::can_write.eq(w)))
+                    .execute(c)?;
                     changes.push(format!("~ grant on '{}' to group '{name}' is now {}", col.title, describe(*r, *w)));
                 }
                 Some(_) => {}
@@ -323,7 +367,8 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
         }
         for gid in have.keys() {
             if !want.contains_key(gid) {
-                diesel::delete(grants::table.filter(grants::collection_id.eq(&id)).filter(grants::group_id.eq(gid))).execute(c)?;
+                diesel::delete(grants::table.filter(grants::collection_id.eq(&id)).filter(grants::group_id.eq(gid)))
+                    .execute(c)?;
                 changes.push(format!("- grant on '{}' to group #{gid}", col.title));
             }
         }
@@ -363,7 +408,14 @@ fn collection_cols() -> (
     collections::alias,
     collections::public_read,
 ) {
-    (collections::id, collections::api_root_id, collections::title, collections::description, collections::alias, collections::public_read)
+    (
+        collections::id,
+        collections::api_root_id,
+        collections::title,
+        collections::description,
+        collections::alias,
+        collections::public_read,
+    )
 }
 
 /// What a partner can access: (api root, collection id, title, rights), for `concordia access`.

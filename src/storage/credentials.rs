@@ -100,7 +100,9 @@ pub fn revoke(c: &mut Conn, id: &str, now: Micros) -> StorageResult<()> {
 
 /// Sets when a credential expires.
 pub fn expire(c: &mut Conn, id: &str, at: Micros) -> StorageResult<()> {
-    let n = diesel::update(credentials::table.filter(credentials::id.eq(id))).set(credentials::expires_at.eq(at)).execute(c)?;
+    let n = diesel::update(credentials::table.filter(credentials::id.eq(id)))
+        .set(credentials::expires_at.eq(at))
+        .execute(c)?;
     if n == 0 {
         return Err(StorageError::NotFound);
     }
@@ -155,6 +157,12 @@ const CRED_COLS: (
 
 fn into_active(now: Micros) -> impl Fn(CredRow) -> Option<ActiveCredential> {
     move |(id, partner_id, partner, secret_hash, expires_at, revoked_at)| {
-        is_active(revoked_at, expires_at, now).then_some(ActiveCredential { id, partner_id, partner, secret_hash, expires_at })
+        is_active(revoked_at, expires_at, now).then_some(ActiveCredential {
+            id,
+            partner_id,
+            partner,
+            secret_hash,
+            expires_at,
+        })
     }
 }

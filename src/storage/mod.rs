@@ -64,7 +64,9 @@ impl DbUrl {
         }
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if path.is_empty() || path.contains('=') && path.contains(' ') {
-            return Err(StorageError::Connection(format!("'{url}' is not a database URL such as sqlite://concordia.db")));
+            return Err(StorageError::Connection(format!(
+                "'{url}' is not a database URL such as sqlite://concordia.db"
+            )));
         }
         Ok(DbUrl(path.to_owned()))
     }

@@ -32,9 +32,13 @@ pub struct NewObject {
 /// What happened to one object of an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Stored { version: String },
+    Stored {
+        version: String,
+    },
     /// The same (id, version) was already in the collection (T-153): a success, stored once.
-    Duplicate { version: String },
+    Duplicate {
+        version: String,
+    },
 }
 
 #[derive(Insertable)]
@@ -58,12 +62,21 @@ struct NewRow<'a> {
 /// Highest `date_added` in a collection.
 fn last_date_added(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>> {
     use diesel::dsl::max;
-    Ok(objects::table.filter(objects::collection_id.eq(collection)).select(max(objects::date_added)).first::<Option<i64>>(c)?)
+    Ok(objects::table
+        .filter(objects::collection_id.eq(collection))
+        .select(max(objects::date_added))
+        .first::<Option<i64>>(c)?)
 }
 
 /// Stores the objects of one envelope (call inside a write transaction). Returns one outcome per
 /// object, in order.
-pub fn insert(c: &mut Conn, collection: &str, added_by: i64, items: &[NewObject], now: Micros) -> StorageResult<Vec<Outcome>> {
+pub fn insert(
+    c: &mut Conn,
+    collection: &str,
+    added_by: i64,
+    items: &[NewObject],
+    now: Micros,
+) -> StorageResult<Vec<Outcome>> {
     // Versions already stored for the ids of this envelope: id -> [(version_key, spec, version)].
     let mut ids: Vec<&str> = items.iter().map(|o| o.head.id.as_str()).collect();
     ids.sort_unstable();
@@ -273,7 +286,10 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
 /// A page of versions with their JSON text.
 pub fn page_with_bodies(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<Vec<(VersionRow, String)>> {
     let q = objects::table
-        .select(((objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version), objects::body))
+        .select((
+            (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
+            objects::body,
+        ))
         .into_boxed();
     Ok(apply(q, p).load(c)?)
 }

@@ -22,7 +22,13 @@ pub fn insert(c: &mut Conn, id: &str, api_root_id: i64, partner_id: i64, now: Mi
 
 /// The status JSON text, if it exists in this API root, belongs to this partner and is newer
 /// than `not_before`.
-pub fn find(c: &mut Conn, id: &str, api_root_id: i64, partner_id: i64, not_before: Micros) -> StorageResult<Option<String>> {
+pub fn find(
+    c: &mut Conn,
+    id: &str,
+    api_root_id: i64,
+    partner_id: i64,
+    not_before: Micros,
+) -> StorageResult<Option<String>> {
     Ok(statuses::table
         .filter(statuses::id.eq(id))
         .filter(statuses::api_root_id.eq(api_root_id))

@@ -1,0 +1,409 @@
+//! Test harness: a real `concordia` process on 127.0.0.1:0 with a fresh SQLite file, provisioned
+//! through the real CLI, and a plain HTTP client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_concordia");
+pub const TAXII: &str = "application/taxii+json;version=2.1";
+
+/// A running server and its database.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    child: Option<Child>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Basic(String, String),
+    Bearer(String),
+    Raw(String),
+}
+
+impl Auth {
+    pub fn basic(user: &str, password: &str) -> Auth {
+        Auth::Basic(user.to_owned(), password.to_owned())
+    }
+
+    fn header(&self) -> Option<String> {
+        match self {
+            Auth::None => None,
+            Auth::Basic(u, p) => {
+                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))))
+            }
+            Auth::Bearer(k) => Some(format!("Bearer {k}")),
+            Auth::Raw(h) => Some(h.clone()),
+        }
+    }
+}
+
+/// A response: status, headers (lower-case names) and body.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the status and that the body is a TAXII resource with the TAXII content type.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text());
+        assert_eq!(self.header("content-type"), Some(TAXII), "every response is application/taxii+json;version=2.1");
+        if status >= 400 {
+            let e = self.json();
+            assert!(e["title"].is_string(), "error resource needs a title: {e}");
+            assert_eq!(e["http_status"], Value::String(status.to_string()), "http_status matches (T-252)");
+        }
+        self
+    }
+}
+
+impl TestServer {
+    /// Provisions `policy` into a fresh database and starts the server.
+    pub fn start(policy: &str) -> TestServer {
+        Self::start_with(policy, &[])
+    }
+
+    pub fn start_with(policy: &str, env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = TestServer {
+            dir,
+            base: String::new(),
+            child: None,
+            extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        };
+        s.apply(policy);
+        s.spawn();
+        s
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("concordia.db").display())
+    }
+
+    /// Runs the CLI against this server's database.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--database-url").arg(self.db_url()).args(args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn concordia");
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn apply(&self, policy: &str) -> String {
+        let path: PathBuf = self.dir.path().join("policy.toml");
+        std::fs::write(&path, policy).expect("write policy");
+        let (ok, out, err) = self.cli(&["apply", path.to_str().expect("utf-8 path")], None);
+        assert!(ok, "apply failed: {out}{err}");
+        out
+    }
+
+    pub fn add_password(&self, partner: &str, password: &str) {
+        let (ok, out, err) =
+            self.cli(&["credential", "add", partner, "--password-stdin"], Some(&format!("{password}\n")));
+        assert!(ok, "credential add failed: {out}{err}");
+    }
+
+    pub fn add_api_key(&self, partner: &str) -> String {
+        let (ok, out, err) = self.cli(&["credential", "add", partner, "--api-key"], None);
+        assert!(ok, "credential add failed: {out}{err}");
+        out.trim().to_owned()
+    }
+
+    /// Starts (or restarts) the server process on a free loopback port.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--database-url").arg(self.db_url()).args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"]);
+        cmd.env("CONCORDIA_POLICY_REFRESH_MS", "100").env("RUST_LOG", "warn");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut base = None;
+        while Instant::now() < deadline {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("concordia listening on ") {
+                        base = Some(url.trim().to_owned());
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.base = base.expect("server did not report its address");
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        auth: &Auth,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{}", self.base, path) };
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        let mut req = agent.request(method, &url);
+        if let Some(h) = auth.header() {
+            req = req.set("Authorization", &h);
+        }
+        let mut has_accept = false;
+        for (k, v) in headers {
+            has_accept |= k.eq_ignore_ascii_case("accept");
+            req = req.set(k, v);
+        }
+        if !has_accept {
+            req = req.set("Accept", TAXII);
+        }
+        let result = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {url}: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .iter()
+            .filter_map(|n| resp.header(n).map(|v| (n.to_lowercase(), v.to_owned())))
+            .collect();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("read body");
+        Resp { status, headers, body }
+    }
+
+    pub fn get(&self, path: &str, auth: &Auth) -> Resp {
+        self.request("GET", path, auth, &[], None)
+    }
+
+    pub fn post(&self, path: &str, auth: &Auth, body: &Value) -> Resp {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.request("POST", path, auth, &[("Content-Type", TAXII)], Some(&bytes))
+    }
+
+    pub fn delete(&self, path: &str, auth: &Auth) -> Resp {
+        self.request("DELETE", path, auth, &[], None)
+    }
+
+    /// Posts objects and asserts they were all stored.
+    pub fn add(&self, root: &str, collection: &str, auth: &Auth, objects: &[Value]) -> Value {
+        let r = self.post(
+            &format!("/{root}/collections/{collection}/objects/"),
+            auth,
+            &serde_json::json!({ "objects": objects }),
+        );
+        r.expect(202);
+        let s = r.json();
+        assert_eq!(s["failure_count"], 0, "{s}");
+        s
+    }
+
+    /// Follows `next` to the end; returns every object and checks page invariants.
+    pub fn read_all(&self, path: &str, auth: &Auth, limit: usize) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let url = match &next {
+                None => format!("{path}{sep}limit={limit}"),
+                Some(n) => format!("{path}{sep}limit={limit}&next={}", urlencode(n)),
+            };
+            let r = self.get(&url, auth);
+            r.expect(200);
+            let page = r.json();
+            let objs = page["objects"].as_array().cloned().unwrap_or_default();
+            assert!(objs.len() <= limit, "page larger than limit (T-205)");
+            if page["more"] == Value::Bool(true) {
+                assert!(page["next"].is_string(), "more without next");
+            }
+            out.extend(objs);
+            match page["next"].as_str() {
+                Some(n) if page["more"] == Value::Bool(true) => next = Some(n.to_owned()),
+                _ => break,
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A fresh STIX 2.1 indicator.
+pub fn indicator(id: &str, modified: &str) -> Value {
+    serde_json::json!({
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": id,
+        "created": "2020-01-01T00:00:00.000Z",
+        "modified": modified,
+        "name": "test indicator",
+        "pattern": "[ipv4-addr:value = '192.0.2.1']",
+        "pattern_type": "stix",
+        "valid_from": "2020-01-01T00:00:00Z"
+    })
+}
+
+pub fn new_id(ty: &str) -> String {
+    format!("{ty}--{}", uuid::Uuid::new_v4())
+}
+
+pub fn malware(id: &str) -> Value {
+    serde_json::json!({
+        "type": "malware",
+        "spec_version": "2.1",
+        "id": id,
+        "created": "2020-01-01T00:00:00.000Z",
+        "modified": "2020-01-01T00:00:00.000Z",
+        "name": "test malware",
+        "is_family": false
+    })
+}
+
+/// A policy with one API root `r` and the given partners, groups and collections.
+pub const BASE_POLICY: &str = r#"
+[discovery]
+title = "test"
+
+[[api_roots]]
+name = "r"
+title = "Root"
+max_content_length = 100000
+
+[[partners]]
+name = "alice"
+[[partners]]
+name = "bob"
+[[partners]]
+name = "carol"
+[[partners]]
+name = "dave"
+
+[[groups]]
+name = "ab"
+members = ["alice", "bob"]
+[[groups]]
+name = "a"
+members = ["alice"]
+[[groups]]
+name = "c"
+members = ["carol"]
+
+# alice: read+write; bob: read only; carol: write only; dave: nothing.
+[[collections]]
+id = "11111111-1111-4111-8111-111111111111"
+api_root = "r"
+title = "Shared"
+read = ["ab"]
+write = ["a", "c"]
+
+# only alice sees this one
+[[collections]]
+id = "22222222-2222-4222-8222-222222222222"
+api_root = "r"
+title = "Alice only"
+read = ["a"]
+write = ["a"]
+"#;
+
+pub const SHARED: &str = "11111111-1111-4111-8111-111111111111";
+pub const PRIVATE: &str = "22222222-2222-4222-8222-222222222222";
+
+/// Starts a server with [`BASE_POLICY`] and a password per partner (`pw-<name>`).
+pub fn base_server() -> TestServer {
+    let s = TestServer::start(BASE_POLICY);
+    for p in ["alice", "bob", "carol", "dave"] {
+        s.add_password(p, &format!("pw-{p}-secret"));
+    }
+    s
+}
+
+pub fn as_(p: &str) -> Auth {
+    Auth::basic(p, &format!("pw-{p}-secret"))
+}
+
+pub fn objects_path(collection: &str) -> String {
+    format!("/r/collections/{collection}/objects/")
+}
+
+pub fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

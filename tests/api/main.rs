@@ -1,0 +1,14 @@
+//! Integration tests: the real server over real HTTP on loopback, a real SQLite file per test.
+//! Test names cite the TAXII 2.1 requirement ids (T-xxx) of ../shared/spec/taxii-2.1.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod endpoints;
+mod filters;
+mod ingest;
+mod isolation;
+mod paging;
