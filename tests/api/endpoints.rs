@@ -100,8 +100,8 @@ fn t140_t170_t190_objects_object_versions_manifest() {
     let id = new_id("indicator");
     let v1 = indicator(&id, "2020-01-01T00:00:00.000Z");
     let v2 = indicator(&id, "2020-02-01T00:00:00.000Z");
-    s.add("r", SHARED, &as_("alice"), &[v1.clone()]);
-    s.add("r", SHARED, &as_("alice"), &[v2.clone()]);
+    s.add("r", SHARED, &as_("alice"), std::slice::from_ref(&v1));
+    s.add("r", SHARED, &as_("alice"), std::slice::from_ref(&v2));
     let all = s.get(&objects_path(SHARED), &as_("bob"));
     all.expect(200);
     assert_eq!(all.json()["objects"], json!([v2]), "latest version only by default (T-214)");

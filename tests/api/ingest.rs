@@ -48,7 +48,7 @@ fn t153_t159_each_object_succeeds_or_fails_on_its_own() {
 fn objects_without_timestamps_are_versioned_by_the_server() {
     let s = base_server();
     let ip = json!({"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd", "value": "198.51.100.3"});
-    let st = s.add("r", SHARED, &as_("alice"), &[ip.clone()]);
+    let st = s.add("r", SHARED, &as_("alice"), std::slice::from_ref(&ip));
     let version = st["successes"][0]["version"].as_str().unwrap().to_owned();
     assert_eq!(version.len(), 27, "a TAXII timestamp: {version}");
     let again = s.add("r", SHARED, &as_("alice"), &[ip.clone()]);
