@@ -51,7 +51,7 @@ fn objects_without_timestamps_are_versioned_by_the_server() {
     let st = s.add("r", SHARED, &as_("alice"), std::slice::from_ref(&ip));
     let version = st["successes"][0]["version"].as_str().unwrap().to_owned();
     assert_eq!(version.len(), 27, "a TAXII timestamp: {version}");
-    let again = s.add("r", SHARED, &as_("alice"), &[ip.clone()]);
+    let again = s.add("r", SHARED, &as_("alice"), std::slice::from_ref(&ip));
     assert_eq!(again["successes"][0]["version"], version.as_str(), "re-posting is a duplicate with the same version");
     let v = s.get(&format!("{}{}/versions/", objects_path(SHARED), ip["id"].as_str().unwrap()), &as_("bob")).json();
     assert_eq!(v["versions"], json!([version]));
