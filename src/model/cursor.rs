@@ -19,6 +19,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Longest token accepted; anything longer cannot have been issued by us.
 const MAX_TOKEN_LEN: usize = 64 * 1024;
+/// Bytes of the HMAC tag kept in the token (128 bits).
+const TAG_LEN: usize = 16;
 
 /// Where a page ended, and for whom and what it was issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,29 +50,20 @@ pub enum CursorError {
     Mismatch,
 }
 
-fn mac(key: &[u8], payload: &[u8]) -> HmacSha256 {
-    let mut m = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
+/// HMAC-SHA256 of the payload; HMAC takes keys of any length, so this is always `Some`.
+fn tag(key: &[u8], payload: &[u8]) -> Option<Vec<u8>> {
+    let mut m = <HmacSha256 as Mac>::new_from_slice(key).ok()?;
     m.update(b"concordia-next-v1\0");
     m.update(payload);
-    m
-}
-
-/// HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-#[cold]
-fn unreachable_hmac() -> HmacSha256 {
-    // An empty key is valid for HMAC as well; this branch is never taken.
-    match <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]) {
-        Ok(m) => m,
-        Err(_) => std::process::abort(),
-    }
+    Some(m.finalize().into_bytes().get(..TAG_LEN)?.to_vec())
 }
 
 impl Cursor {
     /// Serialises and signs the cursor.
     pub fn encode(&self, key: &[u8]) -> String {
         let payload = serde_json::to_vec(self).unwrap_or_default();
-        let tag = mac(key, &payload).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
+        let t = tag(key, &payload).unwrap_or_default();
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(t))
     }
 
     /// Verifies and decodes a token.
@@ -80,8 +73,14 @@ impl Cursor {
         }
         let (p, t) = token.split_once('.').ok_or(CursorError::Invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| CursorError::Invalid)?;
-        let tag = URL_SAFE_NO_PAD.decode(t).map_err(|_| CursorError::Invalid)?;
-        mac(key, &payload).verify_slice(&tag).map_err(|_| CursorError::Invalid)?;
+        let given = URL_SAFE_NO_PAD.decode(t).map_err(|_| CursorError::Invalid)?;
+        let expected = tag(key, &payload).ok_or(CursorError::Invalid)?;
+        // Constant-time comparison.
+        let diff =
+            given.len() ^ expected.len() | given.iter().zip(&expected).fold(0u8, |a, (x, y)| a | (x ^ y)) as usize;
+        if diff != 0 || given.len() != TAG_LEN {
+            return Err(CursorError::Invalid);
+        }
         serde_json::from_slice(&payload).map_err(|_| CursorError::Invalid)
     }
 

@@ -10,10 +10,15 @@ use super::time::{parse_taxii, stix_version_key, Micros};
 /// Which object endpoint a query is for; decides which parameters apply (T-220).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Endpoint {
+    #[serde(rename = "o")]
     Objects,
+    #[serde(rename = "m")]
     Manifest,
+    #[serde(rename = "b")]
     Object,
+    #[serde(rename = "v")]
     Versions,
+    #[serde(rename = "d")]
     Delete,
 }
 
@@ -46,16 +51,25 @@ impl VersionSel {
     pub fn last() -> Self {
         VersionSel::Some { first: false, last: true, explicit: Vec::new() }
     }
+
+    fn is_last(&self) -> bool {
+        *self == Self::last()
+    }
 }
 
 /// The filters of a request, without `limit` and `next`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub added_after: Option<Micros>,
+    #[serde(rename = "i", default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
+    #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
+    #[serde(rename = "v", default = "VersionSel::last", skip_serializing_if = "VersionSel::is_last")]
     pub versions: VersionSel,
     /// Empty: the default, the latest spec version per object (T-219).
+    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
     pub spec_versions: Vec<String>,
 }
 

@@ -136,11 +136,14 @@ fn every_version_records_who_added_it() {
     let url = s.db_url();
     let path = url.trim_start_matches("sqlite://");
     // Read the database directly: the object row names carol's partner id.
-    let out = std::process::Command::new("python3")
-        .args(["-c", &format!("import sqlite3;c=sqlite3.connect('{path}');print(c.execute(\"select p.name from objects o join partners p on p.id=o.added_by where o.stix_id='{id}'\").fetchone()[0])")])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "carol");
+    use diesel::{Connection, RunQueryDsl};
+    let mut c = diesel::sqlite::SqliteConnection::establish(path).unwrap();
+    let who: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(&format!(
+        "(select p.name from objects o join partners p on p.id = o.added_by where o.stix_id = '{id}')"
+    )))
+    .get_result(&mut c)
+    .unwrap();
+    assert_eq!(who, "carol");
 }
 
 #[test]

@@ -12,3 +12,4 @@ mod filters;
 mod ingest;
 mod isolation;
 mod paging;
+mod tls;
