@@ -81,7 +81,7 @@ pub fn open(url: &DbUrl) -> StorageResult<Conn> {
     let mut c = SqliteConnection::establish(url.path()).map_err(|e| StorageError::Connection(e.to_string()))?;
     c.batch_execute(
         "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -65536;",
+         PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -8192;",
     )
     .map_err(StorageError::Backend)?;
     Ok(c)
