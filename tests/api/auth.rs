@@ -95,3 +95,30 @@ fn password_hashes_are_not_stored_in_clear() {
         assert!(!text.contains("pw-alice-secret"));
     }
 }
+
+#[test]
+fn anonymous_read_serves_public_collections_only_when_enabled() {
+    let policy = format!(
+        "{BASE_POLICY}\n[[collections]]\nid = \"44444444-4444-4444-8444-444444444444\"\napi_root = \"r\"\ntitle = \"Advisories\"\nread = [\"a\"]\nwrite = [\"a\"]\npublic = true\n"
+    );
+    let public = "44444444-4444-4444-8444-444444444444";
+    // Off by default: public collections still need credentials.
+    let off = TestServer::start(&policy);
+    off.get(&objects_path(public), &Auth::None).expect(401);
+    let on = TestServer::start_with(&policy, &[("CONCORDIA_ANONYMOUS_READ", "true")]);
+    on.add_password("alice", "pw-alice-secret");
+    on.add("r", public, &as_("alice"), &[malware(&new_id("malware"))]);
+    let r = on.get(&objects_path(public), &Auth::None);
+    r.expect(200);
+    assert_eq!(r.json()["objects"].as_array().unwrap().len(), 1);
+    let cols = on.get("/r/collections/", &Auth::None);
+    cols.expect(200);
+    assert_eq!(cols.json()["collections"].as_array().unwrap().len(), 1, "only the public collection is listed");
+    assert_eq!(cols.json()["collections"][0]["can_write"], false);
+    // Everything else asks for credentials, whether it exists or not.
+    on.get(&objects_path(SHARED), &Auth::None).expect(401);
+    on.get(&objects_path("33333333-3333-4333-8333-333333333333"), &Auth::None).expect(401);
+    on.post(&objects_path(public), &Auth::None, &serde_json::json!({"objects": [malware(&new_id("malware"))]})).expect(401);
+    // Wrong credentials are still refused, never downgraded to anonymous.
+    on.get(&objects_path(public), &Auth::basic("alice", "wrong-password")).expect(401);
+}
