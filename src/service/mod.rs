@@ -115,8 +115,7 @@ impl Service {
 
     /// Deletes statuses past their retention period.
     pub async fn purge_statuses(&self) -> ServiceResult<usize> {
-        let hours = i64::try_from(self.settings.status_retention_hours).unwrap_or(i64::MAX / 3_600_000_000);
-        let before = now_micros().saturating_sub(hours.saturating_mul(3_600_000_000));
+        let before = self.retention_start();
         Ok(self.storage.write(move |c| storage::statuses::purge(c, before)).await?)
     }
 
