@@ -118,7 +118,8 @@ fn anonymous_read_serves_public_collections_only_when_enabled() {
     // Everything else asks for credentials, whether it exists or not.
     on.get(&objects_path(SHARED), &Auth::None).expect(401);
     on.get(&objects_path("33333333-3333-4333-8333-333333333333"), &Auth::None).expect(401);
-    on.post(&objects_path(public), &Auth::None, &serde_json::json!({"objects": [malware(&new_id("malware"))]})).expect(401);
+    on.post(&objects_path(public), &Auth::None, &serde_json::json!({"objects": [malware(&new_id("malware"))]}))
+        .expect(401);
     // Wrong credentials are still refused, never downgraded to anonymous.
     on.get(&objects_path(public), &Auth::basic("alice", "wrong-password")).expect(401);
 }
