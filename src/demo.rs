@@ -33,6 +33,14 @@ pub fn demo_passwords(policy: &Policy) -> Vec<(String, String)> {
 pub fn load(storage: &Storage) -> StorageResult<Vec<String>> {
     let policy = Policy::from_toml(ALLIANCE_POLICY).map_err(|e| StorageError::Conflict(e.join("; ")))?;
     let mut lines = Vec::new();
+    let used = storage.read_blocking(storage::access::holds_data)?;
+    if used {
+        return Err(StorageError::Conflict(
+            "--demo needs an empty database (it would replace the policy and add demo passwords); \
+             leave out --database-url to use a fresh concordia-demo.db"
+                .into(),
+        ));
+    }
     storage.write_blocking(|c| storage::access::apply(c, &policy, false))?;
     let now = now_micros();
     for (partner, password) in demo_passwords(&policy) {

@@ -40,12 +40,10 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<r
     let key =
         PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the private key in {}", key.display()))?;
     // TLS 1.3 and 1.2 with rustls' AEAD-only suites; 0-RTT stays off (max_early_data_size = 0, T-004).
-    let mut cfg =
-        rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .context("the TLS certificate and key do not match or are unsupported")?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let cfg = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not match or are unsupported")?;
     Ok(cfg)
 }
 

@@ -9,7 +9,10 @@
 //! briefly too, so hammering a wrong password cannot burn CPU on argon2.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
@@ -29,6 +32,10 @@ pub enum AuthError {
     Missing,
     #[error("the credentials were not accepted")]
     Invalid,
+    #[error("too many failed logins from this address; retry in a minute")]
+    TooManyFailures,
+    #[error("the server is busy checking credentials; retry shortly")]
+    Busy,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -112,10 +119,21 @@ pub struct Authenticator {
     ttl_micros: Micros,
     failure_ttl_micros: Micros,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// Bumped by [`Authenticator::clear`]: a verification that started before a clear must
+    /// not put its (possibly revoked) result back into the cache.
+    epoch: AtomicU64,
+    /// Bounds the memory-hard verifications running at once.
+    verify_slots: tokio::sync::Semaphore,
+    /// Failed logins per client address: (count, start of the window).
+    failures: Mutex<HashMap<IpAddr, (u32, Micros)>>,
 }
 
-/// Most cached entries kept; beyond it the cache is emptied (cheap, and only costs re-verifies).
+/// Most cached entries kept; beyond it expired entries are dropped, then everything.
 const CACHE_MAX: usize = 10_000;
+/// Failed logins allowed per address and minute before it gets 429 without a check.
+const MAX_FAILURES_PER_MINUTE: u32 = 30;
+/// How long a request waits for a verification slot before a 503.
+const VERIFY_WAIT: Duration = Duration::from_secs(5);
 
 impl Authenticator {
     pub fn new(storage: Storage, ttl_seconds: u64) -> Self {
@@ -125,12 +143,41 @@ impl Authenticator {
             ttl_micros: i64::try_from(ttl_seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
             failure_ttl_micros: 2_000_000,
             cache: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            verify_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
     /// Drops every cached outcome (policy or credentials changed).
     pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.lock().clear();
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Micros)>> {
+        match self.failures.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn too_many_failures(&self, peer: Option<IpAddr>, now: Micros) -> bool {
+        peer.and_then(|ip| self.failures().get(&ip).copied())
+            .is_some_and(|(n, since)| now - since < 60_000_000 && n >= MAX_FAILURES_PER_MINUTE)
+    }
+
+    fn record_failure(&self, peer: Option<IpAddr>, now: Micros) {
+        let Some(ip) = peer else { return };
+        let mut f = self.failures();
+        if f.len() >= CACHE_MAX {
+            f.retain(|_, (_, since)| now - *since < 60_000_000);
+        }
+        let e = f.entry(ip).or_insert((0, now));
+        if now - e.1 >= 60_000_000 {
+            *e = (0, now);
+        }
+        e.0 = e.0.saturating_add(1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Cached>> {
@@ -149,8 +196,9 @@ impl Authenticator {
         m.finalize().into_bytes().into()
     }
 
-    /// Turns an `Authorization` header value into the partner it authenticates.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+    /// Turns an `Authorization` header value into the partner it authenticates. `peer` is the
+    /// client address, for limiting failed logins.
+    pub async fn authenticate(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let digest = self.digest(header);
         let now = now_micros();
@@ -159,10 +207,14 @@ impl Authenticator {
                 return hit.principal.ok_or(AuthError::Invalid);
             }
         }
-        let presented = match parse_header(header) {
-            Some(p) => p,
-            None => return Err(AuthError::Invalid),
+        if self.too_many_failures(peer, now) {
+            return Err(AuthError::TooManyFailures);
+        }
+        let Some(presented) = parse_header(header) else {
+            self.record_failure(peer, now);
+            return Err(AuthError::Invalid);
         };
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let outcome = match presented {
             Presented::Key(key) => self.check_key(key.to_owned(), now).await?,
             Presented::Basic { user, secret } => {
@@ -179,12 +231,20 @@ impl Authenticator {
             None => now + self.failure_ttl_micros,
         };
         let principal = outcome.map(|(p, _)| p);
+        if principal.is_none() {
+            self.record_failure(peer, now);
+        }
         {
             let mut cache = self.lock();
-            if cache.len() >= CACHE_MAX {
-                cache.clear();
+            if self.epoch.load(Ordering::SeqCst) == epoch {
+                if cache.len() >= CACHE_MAX {
+                    cache.retain(|_, c| c.until > now);
+                    if cache.len() >= CACHE_MAX {
+                        cache.clear();
+                    }
+                }
+                cache.insert(digest, Cached { principal: principal.clone(), until });
             }
-            cache.insert(digest, Cached { principal: principal.clone(), until });
         }
         principal.ok_or(AuthError::Invalid)
     }
@@ -205,6 +265,10 @@ impl Authenticator {
         password: String,
         now: Micros,
     ) -> Result<Option<(Principal, Option<Micros>)>, AuthError> {
+        let _slot = tokio::time::timeout(VERIFY_WAIT, self.verify_slots.acquire())
+            .await
+            .map_err(|_| AuthError::Busy)?
+            .map_err(|_| AuthError::Busy)?;
         let storage = self.storage.clone();
         let verified = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             let creds = storage.read_blocking(|c| credentials::find_passwords(c, &user, now))?;

@@ -26,8 +26,8 @@ pub enum HttpError {
     BadRequest(String),
     #[error("no TAXII endpoint at this URL")]
     NoRoute,
-    #[error("this method is not allowed at this URL")]
-    MethodNotAllowed,
+    #[error("this method is not allowed at this URL; allowed: {0}")]
+    MethodNotAllowed(&'static str),
 }
 
 /// The TAXII error resource.
@@ -58,8 +58,11 @@ impl HttpError {
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal_error"),
             },
-            HttpError::Auth(AuthError::Storage(_)) => {
+            HttpError::Auth(AuthError::Storage(_) | AuthError::Busy) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable")
+            }
+            HttpError::Auth(AuthError::TooManyFailures) => {
+                (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "too_many_failed_logins")
             }
             HttpError::Auth(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", "authentication_required"),
             HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "Not Acceptable", "not_acceptable"),
@@ -69,7 +72,9 @@ impl HttpError {
             HttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "too_large"),
             HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request", "bad_request"),
             HttpError::NoRoute => (StatusCode::NOT_FOUND, "Not Found", "no_endpoint"),
-            HttpError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "method_not_allowed"),
+            HttpError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "method_not_allowed")
+            }
         }
     }
 }
@@ -81,9 +86,6 @@ pub fn error_response(status: StatusCode, title: &str, error_code: &str, descrip
     r.insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE));
     if status == StatusCode::UNAUTHORIZED {
         r.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"concordia\", Bearer realm=\"concordia\""));
-    }
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        r.insert_header((header::ALLOW, "GET, POST, DELETE"));
     }
     r.body(serde_json::to_vec(&body).unwrap_or_default())
 }
@@ -109,6 +111,13 @@ impl ResponseError for HttpError {
             HttpError::Service(ServiceError::UnknownApiRoot) => "no such API root".to_owned(),
             other => other.to_string(),
         };
-        error_response(status, title, code, description)
+        let mut response = error_response(status, title, code, description);
+        if let HttpError::MethodNotAllowed(allow) = self {
+            response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        if matches!(self, HttpError::Auth(AuthError::TooManyFailures)) {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        }
+        response
     }
 }

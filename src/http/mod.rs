@@ -31,44 +31,48 @@ fn both(path: &str) -> [String; 2] {
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(|| async { Err::<HttpResponse, _>(HttpError::MethodNotAllowed) });
-    cfg.service(web::resource(both("/healthz/")).route(web::get().to(health)).default_service(not_allowed()))
-        .service(web::resource(both("/taxii2/")).route(web::get().to(discovery)).default_service(not_allowed()))
-        .service(web::resource(both("/{root}/")).route(web::get().to(api_root)).default_service(not_allowed()))
+    let not_allowed = |allow: &'static str| {
+        web::to(move || async move { Err::<HttpResponse, _>(HttpError::MethodNotAllowed(allow)) })
+    };
+    cfg.service(web::resource(both("/healthz/")).route(web::get().to(health)).default_service(not_allowed("GET")))
+        .service(web::resource(both("/taxii2/")).route(web::get().to(discovery)).default_service(not_allowed("GET")))
+        .service(web::resource(both("/{root}/")).route(web::get().to(api_root)).default_service(not_allowed("GET")))
         .service(
-            web::resource(both("/{root}/status/{status}/")).route(web::get().to(status)).default_service(not_allowed()),
+            web::resource(both("/{root}/status/{status}/"))
+                .route(web::get().to(status))
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::resource(both("/{root}/collections/"))
                 .route(web::get().to(collections))
-                .default_service(not_allowed()),
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::resource(both("/{root}/collections/{collection}/"))
                 .route(web::get().to(collection))
-                .default_service(not_allowed()),
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::resource(both("/{root}/collections/{collection}/manifest/"))
                 .route(web::get().to(manifest))
-                .default_service(not_allowed()),
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::resource(both("/{root}/collections/{collection}/objects/"))
                 .route(web::get().to(get_objects))
                 .route(web::post().to(add_objects))
-                .default_service(not_allowed()),
+                .default_service(not_allowed("GET, POST")),
         )
         .service(
             web::resource(both("/{root}/collections/{collection}/objects/{object}/"))
                 .route(web::get().to(get_object))
                 .route(web::delete().to(delete_object))
-                .default_service(not_allowed()),
+                .default_service(not_allowed("GET, DELETE")),
         )
         .service(
             web::resource(both("/{root}/collections/{collection}/objects/{object}/versions/"))
                 .route(web::get().to(versions))
-                .default_service(not_allowed()),
+                .default_service(not_allowed("GET")),
         );
 }
 
@@ -90,7 +94,7 @@ async fn caller(req: &HttpRequest, svc: &Service) -> Result<Principal, HttpError
     let auth = header_str(req, header::AUTHORIZATION);
     let who = match (auth, svc.settings().anonymous_read) {
         (None, true) => Principal::Anonymous,
-        (auth, _) => match svc.auth.authenticate(auth).await {
+        (auth, _) => match svc.auth.authenticate(auth, req.peer_addr().map(|a| a.ip())).await {
             Ok(p) => p,
             Err(AuthError::Invalid) => {
                 tracing::info!(peer = ?req.peer_addr(), "authentication failed");

@@ -106,9 +106,15 @@ fn err<T>(msg: impl Into<String>) -> Result<T, QueryError> {
     Err(QueryError(msg.into()))
 }
 
+/// Most values one `match[...]` parameter may list (keeps URLs and `next` tokens bounded).
+pub const MAX_MATCH_VALUES: usize = 300;
+
 /// Splits a comma-separated list, refusing empty elements.
 fn list(name: &str, value: &str) -> Result<Vec<String>, QueryError> {
     let mut out: Vec<String> = Vec::new();
+    if value.split(',').count() > MAX_MATCH_VALUES {
+        return err(format!("{name} lists more than {MAX_MATCH_VALUES} values; split the request"));
+    }
     for part in value.split(',') {
         if part.is_empty() {
             return err(format!("{name} has an empty value; give one or more comma-separated values without spaces"));

@@ -99,7 +99,7 @@ fn parse_parts(s: &str, utc_only: bool) -> Option<Parts> {
     };
     let date = Date::from_calendar_date(year, month, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
-    let dt = date.with_time(time).assume_offset(offset).to_offset(UtcOffset::UTC);
+    let dt = date.with_time(time).assume_offset(offset).checked_to_offset(UtcOffset::UTC)?;
     Some(Parts { dt, nanos })
 }
 
@@ -179,6 +179,7 @@ mod tests {
             assert_eq!(parse_taxii(bad), None, "{bad}");
         }
         assert_eq!(stix_version_key("2016-11-04T03:04:05+00:00"), None);
+        assert_eq!(parse_taxii("9999-12-31T23:59:59-00:01"), None, "out of range after conversion, not a panic");
     }
 
     #[test]

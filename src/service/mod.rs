@@ -51,9 +51,10 @@ pub enum ServiceError {
 
 impl From<StorageError> for ServiceError {
     fn from(e: StorageError) -> Self {
-        match e {
-            StorageError::Unavailable(_) => ServiceError::Unavailable(e),
-            other => ServiceError::Internal(other),
+        if e.is_busy() {
+            ServiceError::Unavailable(e)
+        } else {
+            ServiceError::Internal(e)
         }
     }
 }
@@ -137,7 +138,7 @@ impl Service {
 
     fn root<'a>(view: &'a AccessView, who: &Principal, name: &str) -> ServiceResult<&'a ApiRootInfo> {
         // An API root with no collection visible to the caller is hidden like an unknown one.
-        let root = view.api_root(name).ok_or(ServiceError::UnknownApiRoot)?;
+        let root = view.api_root(name).ok_or_else(|| Self::deny(who, ServiceError::UnknownApiRoot))?;
         if view.visible_collections(who, root).next().is_none() {
             return Err(Self::deny(who, ServiceError::UnknownApiRoot));
         }

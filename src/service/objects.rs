@@ -55,6 +55,13 @@ fn wrap<I: IntoIterator<Item = Vec<u8>>>(key: &str, more: bool, next: Option<&st
     out
 }
 
+/// Most bytes of object bodies in one page; a page stops early (with `more` and `next`) rather
+/// than build a response of unbounded size from very large objects.
+const PAGE_BYTE_BUDGET: usize = 32 * 1024 * 1024;
+
+/// Most objects accepted in one envelope (each gets a line in the status resource).
+pub const MAX_OBJECTS_PER_ENVELOPE: usize = 100_000;
+
 #[derive(Deserialize)]
 struct EnvelopeIn<'a> {
     #[serde(borrow, default)]
@@ -109,20 +116,20 @@ impl Service {
             .read(move |c| {
                 let pq =
                     PageQuery { collection: &cid, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
-                let (mut rows, mut bodies): (Vec<VersionRow>, Vec<String>) = if with_bodies {
-                    storage::objects::page_with_bodies(c, &pq)?.into_iter().unzip()
+                let (mut rows, mut bodies, cut): (Vec<VersionRow>, Vec<String>, bool) = if with_bodies {
+                    let (page, cut) = storage::objects::page_with_bodies(c, &pq, PAGE_BYTE_BUDGET)?;
+                    let (rows, bodies) = page.into_iter().unzip();
+                    (rows, bodies, cut)
                 } else {
-                    (storage::objects::page(c, &pq)?, Vec::new())
+                    (storage::objects::page(c, &pq)?, Vec::new(), false)
                 };
-                let more = rows.len() as i64 > limit;
+                let more = rows.len() as i64 > limit || cut;
                 rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
                 bodies.truncate(rows.len());
-                if rows.is_empty() && after.is_none() {
-                    if let Some(id) = oid.as_deref() {
-                        if !storage::objects::exists(c, &cid, id)? {
-                            return Ok(None);
-                        }
-                    }
+                // Get an Object / versions: nothing to return on a first page is a 404, both
+                // for an unknown id and for versions that were deleted (T-183).
+                if rows.is_empty() && after.is_none() && oid.is_some() {
+                    return Ok(None);
                 }
                 let next = match (more, rows.last()) {
                     (true, Some(last)) => Some(
@@ -182,6 +189,9 @@ impl Service {
         }
         let request_time = now_micros();
         let (root_id, cid, partner) = (r.id, col.id.clone(), who.id());
+        // A write-only partner must not learn what the collection holds: its duplicates are
+        // reported exactly like new objects.
+        let can_read = rights.read;
         // Parse off the async threads and outside the write lock.
         let (items, failures) = tokio::task::spawn_blocking(move || parse_envelope(&body))
             .await
@@ -197,10 +207,15 @@ impl Service {
                         Outcome::Stored { version } => {
                             StatusDetail { id: item.head.id.clone(), version, message: None }
                         }
-                        Outcome::Duplicate { version } => StatusDetail {
+                        Outcome::Duplicate { version } if can_read => StatusDetail {
                             id: item.head.id.clone(),
                             version,
                             message: Some("this version is already in the collection".into()),
+                        },
+                        Outcome::Duplicate { .. } => StatusDetail {
+                            id: item.head.id.clone(),
+                            version: item.head.version.clone().unwrap_or_else(|| format_taxii(now)),
+                            message: None,
                         },
                     })
                     .collect();
@@ -280,6 +295,12 @@ fn parse_envelope(body: &[u8]) -> Result<(Vec<NewObject>, Vec<StatusDetail>), Se
         _ => ServiceError::MalformedBody(format!("the request body is not valid JSON: {e}")),
     })?;
     let objects = env.objects.unwrap_or_default();
+    if objects.len() > MAX_OBJECTS_PER_ENVELOPE {
+        return Err(ServiceError::Unprocessable(format!(
+            "the envelope holds {} objects; send at most {MAX_OBJECTS_PER_ENVELOPE} per request",
+            objects.len()
+        )));
+    }
     if objects.is_empty() {
         return Err(ServiceError::Unprocessable(
             "the envelope has no objects: send {\"objects\": [ ... ]} with at least one STIX object".into(),

@@ -9,8 +9,12 @@ use super::{bump_generation, generation, meta_get, meta_set, Conn, StorageError,
 use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Rights};
 use crate::model::policy::{DiscoveryPolicy, Policy};
 
-/// Loads the whole access view (small: policy objects, not STIX data).
+/// Loads the whole access view (small: policy objects, not STIX data), from one snapshot.
 pub fn load_view(c: &mut Conn) -> StorageResult<AccessView> {
+    c.transaction(load_view_inner)
+}
+
+fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
     let gen = generation(c)?;
     let discovery = meta_get(c, "discovery")?.and_then(|d| serde_json::from_str::<DiscoveryPolicy>(&d).ok());
     let roots: Vec<(i64, String, String, Option<String>, i64)> = api_roots::table
@@ -71,6 +75,13 @@ pub fn load_view(c: &mut Conn) -> StorageResult<AccessView> {
         rights,
         anonymous_read: false,
     })
+}
+
+/// Whether the database holds any partner or object (so a demo must not be loaded into it).
+pub fn holds_data(c: &mut Conn) -> StorageResult<bool> {
+    let partners: i64 = partners::table.count().get_result(c)?;
+    let objects: i64 = objects::table.count().get_result(c)?;
+    Ok(partners > 0 || objects > 0)
 }
 
 /// Looks up a partner id by name.
@@ -384,7 +395,11 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
             diesel::delete(collections::table.filter(collections::id.eq(&id))).execute(c)?;
             changes.push(format!("- collection '{title}' ({id})"));
         } else {
-            diesel::delete(grants::table.filter(grants::collection_id.eq(&id))).execute(c)?;
+            let removed = diesel::delete(grants::table.filter(grants::collection_id.eq(&id))).execute(c)?;
+            if removed > 0 {
+                changes
+                    .push(format!("- {removed} grant(s) on collection '{title}' ({id}), which is not in the policy"));
+            }
             changes.push(format!(
                 "= collection '{title}' ({id}) is not in the policy; kept with no grants ({count} object versions){}",
                 if prune { "" } else { " (use --prune to remove it when empty)" }

@@ -43,6 +43,20 @@ pub enum StorageError {
     RolledBack(Vec<String>),
 }
 
+impl StorageError {
+    /// Whether the database is only busy or out of connections (worth a 503 and a retry).
+    pub fn is_busy(&self) -> bool {
+        match self {
+            StorageError::Unavailable(_) => true,
+            StorageError::Backend(diesel::result::Error::DatabaseError(_, info)) => {
+                let m = info.message();
+                m.contains("database is locked") || m.contains("database is busy")
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<r2d2::PoolError> for StorageError {
     fn from(e: r2d2::PoolError) -> Self {
         StorageError::Unavailable(Box::new(e))

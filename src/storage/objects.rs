@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 
-use super::schema::objects;
+use super::schema::{collection_clock, objects};
 use super::{Conn, StorageResult};
 use crate::model::filter::{Filter, VersionSel};
 use crate::model::stix::ObjectHead;
@@ -53,19 +53,36 @@ struct NewRow<'a> {
     date_added: i64,
     is_last: i32,
     is_first: i32,
+    last_any: i32,
+    first_any: i32,
     spec_latest: i32,
     latest: i32,
     added_by: i64,
     body: &'a str,
 }
 
-/// Highest `date_added` in a collection.
+/// Highest `date_added` ever handed out in a collection (read inside the write transaction).
 fn last_date_added(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>> {
     use diesel::dsl::max;
-    Ok(objects::table
-        .filter(objects::collection_id.eq(collection))
-        .select(max(objects::date_added))
-        .first::<Option<i64>>(c)?)
+    let clock: Option<i64> = collection_clock::table
+        .filter(collection_clock::collection_id.eq(collection))
+        .select(collection_clock::last_date_added)
+        .first(c)
+        .optional()?;
+    let stored: Option<i64> =
+        objects::table.filter(objects::collection_id.eq(collection)).select(max(objects::date_added)).first(c)?;
+    Ok(clock.max(stored))
+}
+
+/// Records the highest `date_added` handed out (callers only ever pass a higher value).
+fn advance_clock(c: &mut Conn, collection: &str, last: i64) -> StorageResult<()> {
+    diesel::insert_into(collection_clock::table)
+        .values((collection_clock::collection_id.eq(collection), collection_clock::last_date_added.eq(last)))
+        .on_conflict(collection_clock::collection_id)
+        .do_update()
+        .set(collection_clock::last_date_added.eq(last))
+        .execute(c)?;
+    Ok(())
 }
 
 /// Stores the objects of one envelope (call inside a write transaction). Returns one outcome per
@@ -134,6 +151,8 @@ pub fn insert(
             date_added: next,
             is_last: flag,
             is_first: flag,
+            last_any: flag,
+            first_any: flag,
             spec_latest: flag,
             latest: flag,
             added_by,
@@ -147,6 +166,9 @@ pub fn insert(
     for chunk in rows.chunks(INSERT_CHUNK) {
         diesel::insert_into(objects::table).values(chunk).execute(c)?;
     }
+    if let Some(last) = rows.last() {
+        advance_clock(c, collection, last.date_added)?;
+    }
     for id in needs_recompute {
         recompute_flags(c, collection, id)?;
     }
@@ -155,7 +177,7 @@ pub fn insert(
 
 /// Recomputes the version flags of every stored version of one object.
 pub fn recompute_flags(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<()> {
-    type FlagRow = (i64, String, String, i32, i32, i32, i32);
+    type FlagRow = (i64, String, String, (i32, i32, i32, i32, i32, i32));
     let rows: Vec<FlagRow> = objects::table
         .filter(objects::collection_id.eq(collection))
         .filter(objects::stix_id.eq(stix_id))
@@ -163,36 +185,40 @@ pub fn recompute_flags(c: &mut Conn, collection: &str, stix_id: &str) -> Storage
             objects::seq,
             objects::spec_version,
             objects::version_key,
-            objects::is_last,
-            objects::is_first,
-            objects::spec_latest,
-            objects::latest,
+            (
+                objects::is_last,
+                objects::is_first,
+                objects::last_any,
+                objects::first_any,
+                objects::spec_latest,
+                objects::latest,
+            ),
         ))
         .load(c)?;
     let Some(max_spec) = rows.iter().map(|r| r.1.as_str()).max().map(str::to_owned) else { return Ok(()) };
+    let lo_any = rows.iter().map(|r| r.2.as_str()).min().unwrap_or_default().to_owned();
+    let hi_any = rows.iter().map(|r| r.2.as_str()).max().unwrap_or_default().to_owned();
     let mut bounds: HashMap<&str, (&str, &str)> = HashMap::new();
-    for (_, spec, key, ..) in &rows {
+    for (_, spec, key, _) in &rows {
         let e = bounds.entry(spec.as_str()).or_insert((key.as_str(), key.as_str()));
-        if key.as_str() < e.0 {
-            e.0 = key.as_str();
-        }
-        if key.as_str() > e.1 {
-            e.1 = key.as_str();
-        }
+        e.0 = e.0.min(key.as_str());
+        e.1 = e.1.max(key.as_str());
     }
-    for (seq, spec, key, last, first, spec_latest, latest) in &rows {
+    for (seq, spec, key, old) in &rows {
         let (lo, hi) = bounds.get(spec.as_str()).copied().unwrap_or_default();
         let n_last = i32::from(key.as_str() == hi);
         let n_first = i32::from(key.as_str() == lo);
         let n_spec = i32::from(*spec == max_spec);
-        let n_latest = n_last & n_spec;
-        if (n_last, n_first, n_spec, n_latest) != (*last, *first, *spec_latest, *latest) {
+        let new = (n_last, n_first, i32::from(*key == hi_any), i32::from(*key == lo_any), n_spec, n_last & n_spec);
+        if new != *old {
             diesel::update(objects::table.filter(objects::seq.eq(seq)))
                 .set((
-                    objects::is_last.eq(n_last),
-                    objects::is_first.eq(n_first),
-                    objects::spec_latest.eq(n_spec),
-                    objects::latest.eq(n_latest),
+                    objects::is_last.eq(new.0),
+                    objects::is_first.eq(new.1),
+                    objects::last_any.eq(new.2),
+                    objects::first_any.eq(new.3),
+                    objects::spec_latest.eq(new.4),
+                    objects::latest.eq(new.5),
                 ))
                 .execute(c)?;
         }
@@ -238,17 +264,33 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     if !f.types.is_empty() {
         q = q.filter(objects::stix_type.eq_any(f.types.clone()));
     }
-    // Spec versions: default = the latest one stored per object (T-219).
-    match f.spec_versions.as_slice() {
-        [] => q = q.filter(objects::spec_latest.eq(1)),
-        [one] => q = q.filter(objects::spec_version.eq(one.clone())),
-        many => q = q.filter(objects::spec_version.eq_any(many.to_vec())),
-    }
-    // Versions: flags are exact within one spec version, which is what the two cases above select.
+    // Spec versions (T-218, T-219) and versions (T-214..T-217). The per-spec flags are exact
+    // within one spec version; over several spec versions the *_any flags apply. Without
+    // match[spec_version], first/last/all are taken within the latest spec version stored for
+    // each object, and explicit versions match whatever spec version they were stored under.
+    let (last_col, first_col): (Cond<'a>, Cond<'a>) = match f.spec_versions.as_slice() {
+        [] => (
+            Box::new(objects::is_last.eq(1).and(objects::spec_latest.eq(1))),
+            Box::new(objects::is_first.eq(1).and(objects::spec_latest.eq(1))),
+        ),
+        [one] => {
+            q = q.filter(objects::spec_version.eq(one.clone()));
+            (Box::new(objects::is_last.eq(1)), Box::new(objects::is_first.eq(1)))
+        }
+        many => {
+            q = q.filter(objects::spec_version.eq_any(many.to_vec()));
+            (Box::new(objects::last_any.eq(1)), Box::new(objects::first_any.eq(1)))
+        }
+    };
     match &f.versions {
-        VersionSel::All => {}
+        VersionSel::All => {
+            if f.spec_versions.is_empty() {
+                q = q.filter(objects::spec_latest.eq(1));
+            }
+        }
         VersionSel::Some { first, last, explicit } => {
             if *last && !*first && explicit.is_empty() && f.spec_versions.is_empty() {
+                // The default view: one index range.
                 q = q.filter(objects::latest.eq(1));
             } else {
                 let mut cond: Option<Cond<'a>> = None;
@@ -259,10 +301,10 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
                     })
                 };
                 if *last {
-                    or(Box::new(objects::is_last.eq(1)));
+                    or(last_col);
                 }
                 if *first {
-                    or(Box::new(objects::is_first.eq(1)));
+                    or(first_col);
                 }
                 if !explicit.is_empty() {
                     or(Box::new(objects::version_key.eq_any(explicit.clone())));
@@ -283,15 +325,32 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     q.order(objects::date_added.asc()).limit(p.fetch)
 }
 
-/// A page of versions with their JSON text.
-pub fn page_with_bodies(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<Vec<(VersionRow, String)>> {
+/// A page of versions with their JSON text, streamed row by row: it stops after `p.fetch` rows,
+/// or once the bodies read add up to `byte_budget` (at least one row is always returned).
+/// The flag says whether the budget cut the page short.
+pub fn page_with_bodies(
+    c: &mut Conn,
+    p: &PageQuery<'_>,
+    byte_budget: usize,
+) -> StorageResult<(Vec<(VersionRow, String)>, bool)> {
+    use diesel::connection::DefaultLoadingMode;
     let q = objects::table
         .select((
             (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
             objects::body,
         ))
         .into_boxed();
-    Ok(apply(q, p).load(c)?)
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for row in apply(q, p).load_iter::<(VersionRow, String), DefaultLoadingMode>(c)? {
+        let row = row?;
+        if !out.is_empty() && bytes + row.1.len() > byte_budget {
+            return Ok((out, true));
+        }
+        bytes += row.1.len();
+        out.push(row);
+    }
+    Ok((out, false))
 }
 
 /// A page of versions without their JSON text (manifest, versions).

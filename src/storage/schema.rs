@@ -86,10 +86,19 @@ diesel::table! {
         date_added -> BigInt,
         is_last -> Integer,
         is_first -> Integer,
+        last_any -> Integer,
+        first_any -> Integer,
         spec_latest -> Integer,
         latest -> Integer,
         added_by -> BigInt,
         body -> Text,
+    }
+}
+
+diesel::table! {
+    collection_clock (collection_id) {
+        collection_id -> Text,
+        last_date_added -> BigInt,
     }
 }
 
@@ -113,5 +122,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     grants,
     credentials,
     objects,
+    collection_clock,
     statuses,
 );

@@ -78,3 +78,23 @@ fn configuration_problems_are_all_reported_at_start() {
         assert!(err.contains(needle), "{needle} not in {err}");
     }
 }
+
+#[test]
+fn removing_a_collection_from_the_policy_revokes_access_on_the_running_server() {
+    let s = base_server();
+    s.add("r", PRIVATE, &as_("alice"), &[malware(&new_id("malware"))]);
+    let start = BASE_POLICY.find("# only alice sees this one").unwrap();
+    let out = s.apply(&BASE_POLICY[..start]);
+    assert!(out.contains("- 1 grant(s) on collection 'Alice only'"), "{out}");
+    assert!(out.contains("applied 1 change(s)"), "{out}");
+    assert!(wait_until(|| s.get(&objects_path(PRIVATE), &as_("alice")).status == 404));
+    s.get(&objects_path(SHARED), &as_("alice")).expect(200);
+}
+
+#[test]
+fn demo_refuses_a_database_that_holds_data() {
+    let s = base_server();
+    let (ok, _, err) = s.cli(&["serve", "--demo", "--listen", "127.0.0.1:0"], None);
+    assert!(!ok);
+    assert!(err.contains("empty database"), "{err}");
+}

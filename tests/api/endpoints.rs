@@ -164,6 +164,8 @@ fn t182_delete_permission_matrix_and_effect() {
     let r = s.delete(&format!("{path}?match[version]=2020-03-01T00:00:00.000Z"), &as_("alice"));
     r.expect(200);
     assert!(r.body.is_empty(), "DELETE answers with no payload (T-180)");
+    // That version is gone: asking for it is a 404 now (T-183), the other one remains.
+    s.get(&format!("{path}?match[version]=2020-03-01T00:00:00.000Z"), &as_("alice")).expect(404);
     let left = s.get(&format!("{path}?match[version]=all"), &as_("alice")).json();
     assert_eq!(left["objects"].as_array().unwrap().len(), 1);
     assert_eq!(left["objects"][0]["modified"], "2020-01-01T00:00:00.000Z", "the older version is now the latest");
@@ -201,7 +203,9 @@ fn t060_paths_work_without_trailing_slash() {
 fn t062_every_error_is_a_taxii_error_resource() {
     let s = base_server();
     s.get("/no/such/endpoint/here/at/all/x/y/", &as_("alice")).expect(404);
-    s.request("PUT", &objects_path(SHARED), &as_("alice"), &[], Some(b"{}")).expect(405);
+    let r = s.request("PUT", &objects_path(SHARED), &as_("alice"), &[], Some(b"{}"));
+    r.expect(405);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
     s.request("PATCH", "/taxii2/", &as_("alice"), &[], None).expect(405);
     s.get("/taxii2/", &Auth::None).expect(401);
     s.get("/taxii2/", &as_("alice").clone()).expect(200);

@@ -62,7 +62,10 @@ fn t214_t215_match_version() {
     // Explicit versions compare as instants: 2020-02-01T00:00:00Z names the .000Z version (T-262).
     assert_eq!(get("match[version]=2020-02-01T00:00:00Z"), vec![vs[1]]);
     assert_eq!(get("match[version]=first,2020-02-01T00:00:00.000Z"), vec![vs[0], vs[1]]);
-    assert_eq!(s.get(&format!("{p}?match[version]=1999-01-01T00:00:00Z"), &as_("bob")).text(), "{}");
+    // No such version of this object: 404 on Get an Object (T-183), empty on the collection.
+    s.get(&format!("{p}?match[version]=1999-01-01T00:00:00Z"), &as_("bob")).expect(404);
+    let none = s.get(&format!("{}?match[version]=1999-01-01T00:00:00Z", objects_path(SHARED)), &as_("bob"));
+    assert_eq!(none.text(), "{}");
     let m = s.get(&format!("/r/collections/{SHARED}/manifest/?match[version]=all"), &as_("bob")).json();
     assert_eq!(m["objects"].as_array().unwrap().len(), 3);
 }
@@ -81,6 +84,12 @@ fn t218_t219_spec_version() {
     assert_eq!(get(""), json!([v21]), "default: latest spec version per object (T-219)");
     assert_eq!(get("match[spec_version]=2.0"), json!([v20]), "T-218");
     assert_eq!(get("match[spec_version]=2.1"), json!([v21]));
+    // Over several spec versions, "last" is the newest version of the object (T-214).
+    assert_eq!(get("match[spec_version]=2.0,2.1"), json!([v20]));
+    assert_eq!(get("match[spec_version]=2.0,2.1&match[version]=first"), json!([v21]));
+    assert_eq!(get("match[spec_version]=2.1,2.0&match[version]=all").as_array().unwrap().len(), 2);
+    // An explicit version matches whatever spec version it was stored under.
+    assert_eq!(get("match[version]=2020-05-01T00:00:00.000Z"), json!([v20]));
     let m = s.get(&format!("/r/collections/{SHARED}/manifest/?match[spec_version]=2.0"), &as_("bob")).json();
     assert_eq!(m["objects"][0]["media_type"], "application/stix+json;version=2.0");
 }
@@ -121,6 +130,7 @@ fn t200_malformed_parameters_are_400_with_a_reason() {
         "match[version]=last,last",
         "match[version]=2020-13-01T00:00:00Z",
         "match[spec_version]=latest",
+        "added_after=9999-12-31T23:59:59-00:01",
         "next=forged",
     ] {
         for path in [p.clone(), format!("/r/collections/{SHARED}/manifest/")] {

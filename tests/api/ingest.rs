@@ -126,6 +126,14 @@ fn t152_write_rights_are_enforced() {
     s.get(&objects_path(SHARED), &as_("carol")).expect(403);
     s.get(&format!("/r/collections/{SHARED}/manifest/"), &as_("carol")).expect(403);
     s.get(&format!("/r/status/{sid}/"), &as_("alice")).expect(404);
+    // A write-only partner learns nothing from duplicates: they look like new objects.
+    let dup = r.json()["successes"][0].clone();
+    let again = s.post(&objects_path(SHARED), &as_("carol"), &body);
+    again.expect(202);
+    assert_eq!(again.json()["successes"][0], dup, "same answer as the first time");
+    assert!(again.json()["successes"][0].get("message").is_none());
+    let as_reader = s.post(&objects_path(SHARED), &as_("alice"), &body).json();
+    assert!(as_reader["successes"][0]["message"].as_str().unwrap().contains("already"));
 }
 
 #[test]

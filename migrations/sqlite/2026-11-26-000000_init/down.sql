@@ -1,4 +1,5 @@
 DROP TABLE statuses;
+DROP TABLE collection_clock;
 DROP TABLE objects;
 DROP TABLE credentials;
 DROP TABLE grants;

@@ -68,6 +68,7 @@ CREATE INDEX credentials_partner ON credentials (partner_id);
 -- `seq` is a global unique tie-breaker; date_added is strictly increasing and unique per collection
 -- (assigned inside the writing transaction), so (collection_id, date_added) is the paging key.
 -- Flags: is_last / is_first within the object's versions of the same spec_version;
+-- last_any / first_any over all of the object's versions, whatever their spec_version;
 -- spec_latest when the row's spec_version is the highest stored for the id;
 -- latest = is_last AND spec_latest (the default view: match[version]=last, latest spec).
 CREATE TABLE objects (
@@ -81,6 +82,8 @@ CREATE TABLE objects (
     date_added BIGINT NOT NULL,
     is_last INTEGER NOT NULL,
     is_first INTEGER NOT NULL,
+    last_any INTEGER NOT NULL,
+    first_any INTEGER NOT NULL,
     spec_latest INTEGER NOT NULL,
     latest INTEGER NOT NULL,
     added_by INTEGER NOT NULL,
@@ -90,6 +93,14 @@ CREATE UNIQUE INDEX objects_version ON objects (collection_id, stix_id, version_
 CREATE UNIQUE INDEX objects_position ON objects (collection_id, date_added);
 CREATE INDEX objects_latest ON objects (collection_id, latest, date_added);
 CREATE INDEX objects_type_latest ON objects (collection_id, stix_type, latest, date_added);
+
+-- The highest date_added ever handed out per collection. Only ever increases (deleting the
+-- newest objects must not let a later insert reuse a position a poller already passed), and
+-- its row is what a writer locks to serialise position assignment per collection.
+CREATE TABLE collection_clock (
+    collection_id TEXT PRIMARY KEY NOT NULL,
+    last_date_added BIGINT NOT NULL
+);
 
 CREATE TABLE statuses (
     id TEXT PRIMARY KEY NOT NULL,
