@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Black-box TAXII 2.1 conformance suite. See conformance/README.md.
+#
+#   conformance/run.sh                          # Concordia (release binary), fresh SQLite database
+#   conformance/run.sh --target medallion       # medallion 3.0.0, the OASIS reference server
+#   conformance/run.sh --url URL --profile FILE # any server that is already running
+#
+# Anything after `--` (or any unknown argument) is passed to pytest, e.g. `-- -k pagination -x`.
+#
+# Environment: CONFORMANCE_VENV (default /var/tmp/concordia-conformance-venv), CONFORMANCE_PYTHON
+# (default python3.11), CONCORDIA_BIN (binary to test; built with cargo when unset and missing),
+# CARGO_TARGET_DIR, CONFORMANCE_KEEP_TMP=1 (keep the temp dir with logs and database).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+VENV="${CONFORMANCE_VENV:-/var/tmp/concordia-conformance-venv}"
+PYTHON="${CONFORMANCE_PYTHON:-python3.11}"
+
+target=concordia
+url=""
+profile=""
+pytest_args=()
+
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+die() { echo "run.sh: $*" >&2; exit 2; }
+
+while (($#)); do
+  case "$1" in
+    --target) target="${2:?--target needs a value}"; shift 2 ;;
+    --target=*) target="${1#*=}"; shift ;;
+    --url) url="${2:?--url needs a value}"; shift 2 ;;
+    --url=*) url="${1#*=}"; shift ;;
+    --profile) profile="${2:?--profile needs a value}"; shift 2 ;;
+    --profile=*) profile="${1#*=}"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; pytest_args+=("$@"); break ;;
+    *) pytest_args+=("$1"); shift ;;
+  esac
+done
+
+if [[ -n $url || -n $profile ]]; then
+  [[ -n $url && -n $profile ]] || die "--url and --profile go together"
+  target=external
+  profile="$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")"
+  [[ -f $profile ]] || die "no such profile: $profile"
+fi
+case "$target" in concordia|medallion|external) ;; *) die "unknown target: $target (concordia|medallion)" ;; esac
+
+# ---- virtualenv -----------------------------------------------------------------------------
+req_files=("$HERE/requirements.txt")
+[[ $target == medallion ]] && req_files+=("$HERE/requirements-medallion.txt")
+if [[ ! -x $VENV/bin/python ]]; then
+  command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set CONFORMANCE_PYTHON)"
+  echo "run.sh: creating virtualenv $VENV" >&2
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "$VENV is not a Python >= 3.11 virtualenv (tomllib); remove it or set CONFORMANCE_VENV"
+for req in "${req_files[@]}"; do
+  stamp="$VENV/.installed-$(basename "$req")"
+  sum="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [[ ! -f $stamp || "$(cat "$stamp")" != "$sum" ]]; then
+    echo "run.sh: installing $(basename "$req") into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    echo "$sum" > "$stamp"
+  fi
+done
+PY="$VENV/bin/python"
+
+# ---- temp dir and server lifecycle ----------------------------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/taxii-conformance.XXXXXX")"
+server_pid=""
+pytest_pid=""
+rc=1
+
+stop_server() {
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+
+cleanup() {
+  local status=$?
+  if [[ -n $pytest_pid ]]; then
+    kill "$pytest_pid" 2>/dev/null || true
+    wait "$pytest_pid" 2>/dev/null || true
+  fi
+  stop_server
+  if [[ ${CONFORMANCE_KEEP_TMP:-0} == 1 ]]; then
+    echo "run.sh: kept $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+server_log_tail() {
+  if [[ -f $WORK/server.log ]]; then
+    echo "---- last lines of the server log ($WORK/server.log) ----" >&2
+    tail -n 40 "$WORK/server.log" >&2 || true
+  fi
+}
+
+random_secret() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+
+start_concordia() {
+  local bin="${CONCORDIA_BIN:-}"
+  if [[ -z $bin ]]; then
+    bin="${CARGO_TARGET_DIR:-$REPO/target}/release/concordia"
+    if [[ ! -x $bin ]]; then
+      echo "run.sh: building $bin (cargo build --release)" >&2
+      (cd "$REPO" && cargo build --release)
+    fi
+  fi
+  [[ -x $bin ]] || die "Concordia binary not found or not executable: $bin"
+  local db="sqlite://$WORK/concordia.db"
+  local port; port="$(free_port)"
+  local cli=("$bin" --database-url "$db")
+
+  "${cli[@]}" apply "$HERE/concordia-policy.toml" > "$WORK/apply.log" 2>&1 \
+    || { cat "$WORK/apply.log" >&2; die "concordia apply failed"; }
+
+  {
+    echo "base = \"$HERE/profiles/concordia.toml\""
+    echo
+    echo "[server]"
+    echo "base_url = \"http://127.0.0.1:$port\""
+    echo
+  } > "$WORK/profile.toml"
+  local role pw key
+  for role in writer reader outsider writeonly; do
+    pw="$(random_secret)"
+    printf '%s' "$pw" | "${cli[@]}" credential add "$role" --password-stdin >> "$WORK/apply.log" 2>&1 \
+      || { cat "$WORK/apply.log" >&2; die "credential add $role failed"; }
+    printf '[credentials.%s]\npassword = "%s"\n\n' "$role" "$pw" >> "$WORK/profile.toml"
+  done
+  key="$("${cli[@]}" credential add keyholder --api-key 2>> "$WORK/apply.log" | tail -n 1 | tr -d '[:space:]')" \
+    || { cat "$WORK/apply.log" >&2; die "credential add keyholder --api-key failed"; }
+  [[ -n $key ]] || die "credential add keyholder --api-key printed no key"
+  printf '[credentials.partner]\napi_key = "%s"\n' "$key" >> "$WORK/profile.toml"
+
+  "${cli[@]}" serve --listen "127.0.0.1:$port" > "$WORK/server.log" 2>&1 &
+  server_pid=$!
+  "$PY" "$HERE/tools/wait_http.py" "http://127.0.0.1:$port/healthz" --timeout 30 --pid "$server_pid" \
+    || { server_log_tail; die "Concordia did not become healthy"; }
+  profile="$WORK/profile.toml"
+}
+
+start_medallion() {
+  local port; port="$(free_port)"
+  local writer
+  writer="$("$PY" "$HERE/tools/medallion_setup.py" "$WORK" "$port" "$HERE/profiles/medallion.toml")"
+  local user pw
+  user="$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["writer"][0])' "$writer")"
+  pw="$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["writer"][1])' "$writer")"
+  (cd "$WORK" && exec "$VENV/bin/medallion" --host 127.0.0.1 --port "$port" --log-level WARN \
+      "$WORK/medallion-config.json") > "$WORK/server.log" 2>&1 &
+  server_pid=$!
+  "$PY" "$HERE/tools/wait_http.py" "http://127.0.0.1:$port/taxii2/" --timeout 30 --pid "$server_pid" \
+    --user "$user" --password "$pw" || { server_log_tail; die "medallion did not start"; }
+  profile="$WORK/profile.toml"
+}
+
+case "$target" in
+  concordia) start_concordia ;;
+  medallion) start_medallion ;;
+  external) export CONFORMANCE_BASE_URL="$url" ;;
+esac
+
+# ---- run the suite --------------------------------------------------------------------------
+echo "run.sh: target=$target profile=$profile" >&2
+set +e
+# pytest runs in the background so that a signal to this script is handled at once (wait is
+# interruptible, a foreground child is not); cleanup() stops it together with the server.
+(cd "$HERE" && CONFORMANCE_PROFILE="$profile" PYTHONDONTWRITEBYTECODE=1 \
+   exec "$PY" -m pytest --rootdir="$HERE" -c "$HERE/pytest.ini" -rfExX "${pytest_args[@]}") <&0 &
+pytest_pid=$!
+wait "$pytest_pid"
+rc=$?
+pytest_pid=""
+set -e
+if [[ $target != external ]]; then
+  if [[ -n $server_pid ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "run.sh: the server died during the run" >&2
+    server_log_tail
+    ((rc == 0)) && rc=1
+  elif ((rc != 0)); then
+    server_log_tail
+  fi
+fi
+stop_server
+echo "run.sh: target=$target pytest exit code $rc" >&2
+exit "$rc"
