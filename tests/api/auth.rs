@@ -127,6 +127,8 @@ fn anonymous_read_serves_public_collections_only_when_enabled() {
 #[test]
 fn repeated_failed_logins_from_one_address_get_429() {
     let s = base_server();
+    // Let the server pick up the credentials added at start (that refresh empties the cache).
+    std::thread::sleep(std::time::Duration::from_millis(400));
     s.get("/taxii2/", &as_("bob")).expect(200); // a login cached before the lockout
     let mut statuses = Vec::new();
     for i in 0..40 {
