@@ -57,6 +57,32 @@ enum Command {
     },
     /// Print the merged configuration (secrets masked) and exit non-zero if it is invalid.
     CheckConfig,
+    /// Validate STIX 2.1 files offline (bundles, envelopes, lists or single objects) with the
+    /// server's rules; exits non-zero if any object is invalid.
+    Validate {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print one JSON record per object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bulk-load STIX files (e.g. an ATT&CK release) into a collection, through the same
+    /// validation and sharing policy as the server, recorded as added by a partner.
+    Import {
+        /// Collection id.
+        #[arg(long)]
+        collection: String,
+        /// The partner the objects are recorded as added by.
+        #[arg(long)]
+        partner: String,
+        /// Objects per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Files to load.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +303,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Validate { files, json } => validate(files, *json),
+        Command::Import { collection, partner, batch, files } => {
+            let config = load_config(&cli, Layer::default())?;
+            init_tracing(config.json_logs);
+            let storage = open(&config, true)?;
+            import(&storage, collection, partner, (*batch).clamp(1, 50_000), files)
+        }
         Command::CheckConfig => {
             let config = load_config(&cli, Layer::default())?;
             println!("{config:#?}");
@@ -384,4 +417,143 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
             Ok(())
         }
     }
+}
+
+/// Reads a STIX file and returns its objects as raw JSON texts: a bundle or envelope
+/// (`{"objects": [...]}`), a JSON list of objects, or one object.
+fn read_objects(text: &str) -> anyhow::Result<Vec<&serde_json::value::RawValue>> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Deserialize)]
+    struct Container<'a> {
+        #[serde(borrow)]
+        objects: Option<Vec<&'a RawValue>>,
+    }
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        return Ok(serde_json::from_str::<Vec<&RawValue>>(text)?);
+    }
+    let raw: &RawValue = serde_json::from_str(text)?;
+    match serde_json::from_str::<Container<'_>>(raw.get()) {
+        Ok(Container { objects: Some(objects) }) => Ok(objects),
+        _ => Ok(vec![raw]),
+    }
+}
+
+fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
+    let validator = crate::stix::Validator::new().map_err(|e| anyhow::anyhow!("loading the STIX schemas: {e}"))?;
+    let (mut total, mut invalid, mut unreadable) = (0usize, 0usize, 0usize);
+    let mut records = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", file.display());
+                unreadable += 1;
+                continue;
+            }
+        };
+        let objects = match read_objects(&text) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{}: not JSON: {e}", file.display());
+                unreadable += 1;
+                continue;
+            }
+        };
+        for (index, raw) in objects.iter().enumerate() {
+            total += 1;
+            let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
+            let id = value.get("id").and_then(serde_json::Value::as_str).map(str::to_owned);
+            let mut problems = match crate::model::stix::read_head(raw.get(), index) {
+                Err(p) => vec![crate::stix::Problem::new("", "object", p.message)],
+                Ok(_) => Vec::new(),
+            };
+            problems.extend(validator.validate(&value));
+            problems.dedup();
+            if !problems.is_empty() {
+                invalid += 1;
+            }
+            if json {
+                records.push(serde_json::json!({
+                    "file": file.display().to_string(),
+                    "index": index,
+                    "id": id,
+                    "valid": problems.is_empty(),
+                    "problems": problems,
+                }));
+            } else if !problems.is_empty() {
+                println!("{} objects[{index}] {}:", file.display(), id.as_deref().unwrap_or("(no id)"));
+                for p in &problems {
+                    println!("  - {p}");
+                }
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    } else {
+        println!("{total} object(s) checked, {invalid} invalid, {unreadable} unreadable file(s)");
+    }
+    if invalid > 0 || unreadable > 0 {
+        bail!("{invalid} invalid object(s), {unreadable} unreadable file(s)");
+    }
+    Ok(())
+}
+
+fn import(storage: &Storage, collection: &str, partner: &str, batch: usize, files: &[PathBuf]) -> anyhow::Result<()> {
+    use crate::service::prepare_object;
+    let validator = crate::stix::Validator::new().map_err(|e| anyhow::anyhow!("loading the STIX schemas: {e}"))?;
+    let view = storage.read_blocking(storage::access::load_view)?;
+    let col = view.collection(collection).with_context(|| format!("collection {collection} not found"))?;
+    let partner_id =
+        storage.read_blocking(|c| storage::access::partner_id(c, partner)).map_err(not_found("partner"))?;
+    let texts: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).map(|t| (f.clone(), t)).with_context(|| format!("reading {}", f.display())))
+        .collect::<anyhow::Result<_>>()?;
+    let mut all = Vec::new();
+    for (file, text) in &texts {
+        let objects = read_objects(text).with_context(|| format!("{} is not JSON", file.display()))?;
+        all.extend(objects.into_iter().map(|o| (file, o)));
+    }
+    let bar = indicatif::ProgressBar::new(all.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects ({per_sec}, eta {eta}) {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut stored, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
+    for chunk in all.chunks(batch) {
+        let mut items = Vec::with_capacity(chunk.len());
+        for (index, (file, raw)) in chunk.iter().enumerate() {
+            match prepare_object(&validator, &col.sharing, raw.get(), index) {
+                Ok(item) => items.push(item),
+                Err(f) => {
+                    failed += 1;
+                    bar.suspend(|| {
+                        eprintln!("{}: {} {}: {}", file.display(), f.id, f.version, f.message.unwrap_or_default())
+                    });
+                }
+            }
+        }
+        let outcomes = storage.write_blocking(|c| {
+            storage::objects::insert(c, &col.id, partner_id, &items, crate::model::time::now_micros())
+        })?;
+        for o in outcomes {
+            match o {
+                storage::objects::Outcome::Stored { .. } => stored += 1,
+                storage::objects::Outcome::Duplicate { .. } => duplicates += 1,
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    println!(
+        "imported into '{}': {stored} stored, {duplicates} already present, {failed} refused (of {})",
+        col.title,
+        all.len()
+    );
+    if failed > 0 {
+        bail!("{failed} object(s) were refused; see the messages above");
+    }
+    Ok(())
 }

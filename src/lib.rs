@@ -19,4 +19,5 @@ pub mod http;
 pub mod model;
 pub mod server;
 pub mod service;
+pub mod stix;
 pub mod storage;

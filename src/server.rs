@@ -58,7 +58,9 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
         status_retention_hours: config.status_retention_hours,
         anonymous_read: config.anonymous_read,
     };
-    let service = Arc::new(Service::new(storage, auth, settings));
+    let validator =
+        Arc::new(crate::stix::Validator::new().map_err(|e| anyhow::anyhow!("loading the STIX schemas: {e}"))?);
+    let service = Arc::new(Service::new(storage, auth, validator, settings));
     service.refresh(true).await.context("loading the sharing policy")?;
 
     // Pick up policy and credential changes made by `concordia apply` / `credential` or by

@@ -25,6 +25,7 @@ pub struct CollectionInfo {
     pub description: Option<String>,
     pub alias: Option<String>,
     pub public_read: bool,
+    pub sharing: super::policy::SharingPolicy,
 }
 
 /// Read and write rights of one caller on one collection.

@@ -70,6 +70,79 @@ pub struct CollectionPolicy {
     /// Readable without credentials when the server runs with `anonymous_read` enabled.
     #[serde(default)]
     pub public: bool,
+    /// What the collection accepts beyond valid STIX 2.1 (custom content, TLP, spec versions).
+    #[serde(default)]
+    pub sharing: SharingPolicy,
+}
+
+/// A Traffic Light Protocol level, ordered from least to most restricted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tlp {
+    /// TLP:WHITE (1.0) and TLP:CLEAR (2.0).
+    #[serde(alias = "white")]
+    Clear,
+    Green,
+    Amber,
+    #[serde(rename = "amber+strict")]
+    AmberStrict,
+    Red,
+}
+
+impl Tlp {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tlp::Clear => "TLP:CLEAR/WHITE",
+            Tlp::Green => "TLP:GREEN",
+            Tlp::Amber => "TLP:AMBER",
+            Tlp::AmberStrict => "TLP:AMBER+STRICT",
+            Tlp::Red => "TLP:RED",
+        }
+    }
+
+    /// The TLP level of a marking-definition id (TLP 1.0 and 2.0), if it is one.
+    pub fn of_marking(id: &str) -> Option<Tlp> {
+        Some(match id {
+            "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9" => Tlp::Clear,
+            "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487" => Tlp::Clear,
+            "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da" => Tlp::Green,
+            "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb" => Tlp::Green,
+            "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82" => Tlp::Amber,
+            "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421" => Tlp::Amber,
+            "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003" => Tlp::AmberStrict,
+            "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed" => Tlp::Red,
+            "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1" => Tlp::Red,
+            _ => return None,
+        })
+    }
+}
+
+/// What one collection accepts, beyond valid STIX 2.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharingPolicy {
+    /// Accept object types that are not STIX 2.1 types (e.g. `x-mitre-tactic`).
+    pub custom_objects: bool,
+    /// Accept properties that the object's type does not define (e.g. `x_mitre_version`).
+    pub custom_properties: bool,
+    /// Highest TLP level the collection may carry.
+    pub tlp_ceiling: Option<Tlp>,
+    /// Every object (other than marking definitions) must carry a TLP marking.
+    pub require_tlp: bool,
+    /// Accepted `spec_version`s.
+    pub spec_versions: Vec<String>,
+}
+
+impl Default for SharingPolicy {
+    fn default() -> Self {
+        SharingPolicy {
+            custom_objects: true,
+            custom_properties: true,
+            tlp_ceiling: None,
+            require_tlp: false,
+            spec_versions: vec!["2.1".into()],
+        }
+    }
 }
 
 /// The whole policy file.
@@ -194,6 +267,14 @@ impl Policy {
                 if !aliases.insert((c.api_root.as_str(), a.as_str())) {
                     problems.push(format!("{label}: alias '{a}' is used twice in api root '{}'", c.api_root));
                 }
+            }
+            for v in &c.sharing.spec_versions {
+                if v != "2.1" && v != "2.0" {
+                    problems.push(format!("{label}: spec_versions may list 2.1 and 2.0, not '{v}'"));
+                }
+            }
+            if c.sharing.spec_versions.is_empty() {
+                problems.push(format!("{label}: spec_versions must list at least one of 2.1, 2.0"));
             }
             for g in c.read.iter().chain(&c.write) {
                 if !groups.contains(g.as_str()) {

@@ -6,7 +6,7 @@ mod objects;
 
 use std::sync::{Arc, RwLock};
 
-pub use objects::Page;
+pub use objects::{prepare_object, Page, MAX_OBJECTS_PER_ENVELOPE};
 
 use crate::auth::Authenticator;
 use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Principal, Rights};
@@ -14,10 +14,8 @@ use crate::model::cursor::CursorError;
 use crate::model::filter::QueryError;
 use crate::model::time::{now_micros, Micros};
 use crate::model::{ApiRootResource, CollectionResource, CollectionsResource, Discovery};
+use crate::stix::Validator;
 use crate::storage::{self, Storage, StorageError};
-
-/// Media types of the STIX content a collection stores (T-118).
-pub const STIX_MEDIA_TYPES: [&str; 2] = ["application/stix+json;version=2.1", "application/stix+json;version=2.0"];
 
 /// Why an operation failed; the HTTP layer maps each variant to one status code.
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +72,14 @@ pub struct Settings {
 pub struct Service {
     pub storage: Storage,
     pub auth: Authenticator,
+    pub validator: Arc<Validator>,
     view: RwLock<Arc<AccessView>>,
     settings: Settings,
 }
 
 impl Service {
-    pub fn new(storage: Storage, auth: Authenticator, settings: Settings) -> Self {
-        Service { storage, auth, view: RwLock::new(Arc::new(AccessView::default())), settings }
+    pub fn new(storage: Storage, auth: Authenticator, validator: Arc<Validator>, settings: Settings) -> Self {
+        Service { storage, auth, validator, view: RwLock::new(Arc::new(AccessView::default())), settings }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -211,7 +210,12 @@ impl Service {
             alias: col.alias.clone(),
             can_read: rights.read,
             can_write: rights.write,
-            media_types: STIX_MEDIA_TYPES.iter().map(|s| (*s).to_owned()).collect(),
+            // Every media type the collection can store (T-118): its accepted spec versions.
+            media_types: {
+                let mut v = col.sharing.spec_versions.clone();
+                v.sort_by(|a, b| b.cmp(a));
+                v.iter().map(|s| format!("application/stix+json;version={s}")).collect()
+            },
         }
     }
 

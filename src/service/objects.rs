@@ -7,9 +7,12 @@ use super::{Service, ServiceError, ServiceResult};
 use crate::model::access::Principal;
 use crate::model::cursor::Cursor;
 use crate::model::filter::{Endpoint, Filter, Query, VersionSel};
+use crate::model::policy::SharingPolicy;
 use crate::model::stix::read_head;
 use crate::model::time::{format_taxii, now_micros, Micros};
 use crate::model::{Status, StatusDetail};
+use crate::stix::policy::PolicyCheck as _;
+use crate::stix::Validator;
 use crate::storage::objects::{NewObject, Outcome, PageQuery, VersionRow};
 use crate::storage::{self};
 
@@ -126,10 +129,15 @@ impl Service {
                 let more = rows.len() as i64 > limit || cut;
                 rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
                 bodies.truncate(rows.len());
-                // Get an Object / versions: nothing to return on a first page is a 404, both
-                // for an unknown id and for versions that were deleted (T-183).
-                if rows.is_empty() && after.is_none() && oid.is_some() {
-                    return Ok(None);
+                // Get an Object: nothing to return on a first page is a 404, both for an unknown
+                // id and for a version that does not exist or was deleted (T-183, T-173).
+                // Versions: 404 only for an object with no version at all in the collection.
+                if rows.is_empty() && after.is_none() {
+                    match (endpoint, oid.as_deref()) {
+                        (Endpoint::Object, Some(_)) => return Ok(None),
+                        (_, Some(id)) if !storage::objects::exists(c, &cid, id)? => return Ok(None),
+                        _ => {}
+                    }
                 }
                 let next = match (more, rows.last()) {
                     (true, Some(last)) => Some(
@@ -193,7 +201,8 @@ impl Service {
         // reported exactly like new objects.
         let can_read = rights.read;
         // Parse off the async threads and outside the write lock.
-        let (items, failures) = tokio::task::spawn_blocking(move || parse_envelope(&body))
+        let (validator, sharing) = (self.validator.clone(), col.sharing.clone());
+        let (items, failures) = tokio::task::spawn_blocking(move || parse_envelope(&body, &validator, &sharing))
             .await
             .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))??;
         self.storage
@@ -279,7 +288,11 @@ fn manifest_record(r: &VersionRow) -> Vec<u8> {
 }
 
 /// Parses an envelope (or a bundle-shaped object): objects to store, and per-object failures.
-fn parse_envelope(body: &[u8]) -> Result<(Vec<NewObject>, Vec<StatusDetail>), ServiceError> {
+fn parse_envelope(
+    body: &[u8],
+    validator: &Validator,
+    sharing: &SharingPolicy,
+) -> Result<(Vec<NewObject>, Vec<StatusDetail>), ServiceError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ServiceError::MalformedBody(format!("the request body is not valid UTF-8 (at byte {})", e.valid_up_to()))
     })?;
@@ -309,10 +322,40 @@ fn parse_envelope(body: &[u8]) -> Result<(Vec<NewObject>, Vec<StatusDetail>), Se
     let mut items = Vec::with_capacity(objects.len());
     let mut failures = Vec::new();
     for (i, raw) in objects.into_iter().enumerate() {
-        match read_head(raw.get(), i) {
-            Ok(head) => items.push(NewObject { head, body: raw.get().to_owned() }),
-            Err(p) => failures.push(StatusDetail { id: p.id, version: p.version, message: Some(p.message) }),
+        match prepare_object(validator, sharing, raw.get(), i) {
+            Ok(item) => items.push(item),
+            Err(f) => failures.push(f),
         }
     }
     Ok((items, failures))
+}
+
+/// Checks one object as received: identity and version (to index it), STIX 2.1 validity and
+/// the collection's sharing policy. Returns it ready to store, or its failure naming every
+/// problem (property and rule).
+pub fn prepare_object(
+    validator: &Validator,
+    sharing: &SharingPolicy,
+    raw: &str,
+    index: usize,
+) -> Result<NewObject, StatusDetail> {
+    let head =
+        read_head(raw, index).map_err(|p| StatusDetail { id: p.id, version: p.version, message: Some(p.message) })?;
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| StatusDetail {
+        id: head.id.clone(),
+        version: head.version.clone().unwrap_or_default(),
+        message: Some(format!("object could not be read: {e}")),
+    })?;
+    // STIX 2.0 objects (accepted only where a collection allows 2.0) have no 2.1 schema to meet.
+    let mut problems = if head.spec_version == "2.1" { validator.validate(&value) } else { Vec::new() };
+    problems.extend(sharing.check(validator, &value, &head.spec_version));
+    if problems.is_empty() {
+        return Ok(NewObject { head, body: raw.to_owned() });
+    }
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Err(StatusDetail {
+        id: head.id,
+        version: head.version.unwrap_or_default(),
+        message: Some(format!("{} problem(s): {}", list.len(), list.join("; "))),
+    })
 }

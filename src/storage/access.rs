@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::{api_roots, collections, grants, group_members, objects, partner_groups, partners};
 use super::{bump_generation, generation, meta_get, meta_set, Conn, StorageError, StorageResult};
 use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Rights};
-use crate::model::policy::{DiscoveryPolicy, Policy};
+use crate::model::policy::{DiscoveryPolicy, Policy, SharingPolicy};
 
 /// Loads the whole access view (small: policy objects, not STIX data), from one snapshot.
 pub fn load_view(c: &mut Conn) -> StorageResult<AccessView> {
@@ -27,7 +27,7 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
         ))
         .order(api_roots::name)
         .load(c)?;
-    let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32)> = collections::table
+    let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> = collections::table
         .select((
             collections::id,
             collections::api_root_id,
@@ -35,6 +35,7 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
             collections::description,
             collections::alias,
             collections::public_read,
+            collections::sharing,
         ))
         .order(collections::id)
         .load(c)?;
@@ -63,13 +64,20 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
             .collect(),
         collections: cols
             .into_iter()
-            .map(|(id, api_root_id, title, description, alias, public)| CollectionInfo {
+            .map(|(id, api_root_id, title, description, alias, public, sharing)| CollectionInfo {
                 id,
                 api_root_id,
                 title,
                 description,
                 alias,
                 public_read: public != 0,
+                // Written only by `apply` from a validated policy; a row it cannot read falls
+                // back to the strictest reading (no custom content, 2.1 only).
+                sharing: serde_json::from_str(&sharing).unwrap_or(SharingPolicy {
+                    custom_objects: false,
+                    custom_properties: false,
+                    ..SharingPolicy::default()
+                }),
             })
             .collect(),
         rights,
@@ -279,7 +287,7 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
     let mut kept = BTreeSet::new();
     for col in &policy.collections {
         let Some(&root_id) = root_ids.get(&col.api_root) else { continue };
-        let existing: Option<(String, i64, String, Option<String>, Option<String>, i32)> = match &col.id {
+        let existing: Option<(String, i64, String, Option<String>, Option<String>, i32, String)> = match &col.id {
             Some(id) => {
                 collections::table.filter(collections::id.eq(id)).select(collection_cols()).first(c).optional()?
             }
@@ -291,6 +299,7 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
                 .optional()?,
         };
         let public = i32::from(col.public);
+        let sharing = serde_json::to_string(&col.sharing).unwrap_or_else(|_| "{}".into());
         let id = match existing {
             None => {
                 let id = col.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -302,17 +311,21 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
                         collections::description.eq(&col.description),
                         collections::alias.eq(&col.alias),
                         collections::public_read.eq(public),
+                        collections::sharing.eq(&sharing),
                     ))
                     .execute(c)?;
                 changes.push(format!("+ collection '{}' ({id}) in api root '{}'", col.title, col.api_root));
                 id
             }
-            Some((id, r, title, description, alias, p)) => {
+            Some((id, r, title, description, alias, p, old_sharing)) => {
+                let sharing_changed =
+                    serde_json::from_str::<SharingPolicy>(&old_sharing).ok().as_ref() != Some(&col.sharing);
                 if r != root_id
                     || title != col.title
                     || description != col.description
                     || alias != col.alias
                     || p != public
+                    || sharing_changed
                 {
                     diesel::update(collections::table.filter(collections::id.eq(&id)))
                         .set((
@@ -321,9 +334,11 @@ pub fn apply(c: &mut Conn, policy: &Policy, prune: bool) -> StorageResult<Vec<St
                             collections::description.eq(&col.description),
                             collections::alias.eq(&col.alias),
                             collections::public_read.eq(public),
+                            collections::sharing.eq(&sharing),
                         ))
                         .execute(c)?;
-                    changes.push(format!("~ collection '{}' ({id})", col.title));
+                    let what = if sharing_changed { " (sharing policy)" } else { "" };
+                    changes.push(format!("~ collection '{}' ({id}){what}", col.title));
                 }
                 id
             }
@@ -422,6 +437,7 @@ fn collection_cols() -> (
     collections::description,
     collections::alias,
     collections::public_read,
+    collections::sharing,
 ) {
     (
         collections::id,
@@ -430,6 +446,7 @@ fn collection_cols() -> (
         collections::description,
         collections::alias,
         collections::public_read,
+        collections::sharing,
     )
 }
 

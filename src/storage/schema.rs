@@ -48,6 +48,7 @@ diesel::table! {
         description -> Nullable<Text>,
         alias -> Nullable<Text>,
         public_read -> Integer,
+        sharing -> Text,
     }
 }
 

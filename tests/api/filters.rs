@@ -26,7 +26,7 @@ fn t212_t213_match_id_and_type() {
         "r",
         SHARED,
         &as_("alice"),
-        &[indicator(&i1, "2020-01-01T00:00:00Z"), indicator(&i2, "2020-01-01T00:00:00Z"), malware(&m1)],
+        &[indicator(&i1, "2020-01-01T00:00:00.000Z"), indicator(&i2, "2020-01-01T00:00:00.000Z"), malware(&m1)],
     );
     let p = objects_path(SHARED);
     let r = s.get(&format!("{p}?match[type]=malware"), &as_("bob")).json();

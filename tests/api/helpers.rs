@@ -368,6 +368,9 @@ title = "Shared"
 read = ["ab"]
 write = ["a", "c"]
 
+[collections.sharing]
+spec_versions = ["2.1", "2.0"]
+
 # only alice sees this one
 [[collections]]
 id = "22222222-2222-4222-8222-222222222222"

@@ -95,7 +95,7 @@ fn t155_bodies_over_max_content_length_are_413() {
     let p = objects_path(SHARED);
     let mut objs = Vec::new();
     while serde_json::to_vec(&json!({"objects": objs})).unwrap().len() < 100_000 {
-        objs.push(indicator(&new_id("indicator"), "2020-01-01T00:00:00Z"));
+        objs.push(indicator(&new_id("indicator"), "2020-01-01T00:00:00.000Z"));
     }
     let big = serde_json::to_vec(&json!({"objects": objs})).unwrap();
     let r = s.request("POST", &p, &as_("alice"), &[("Content-Type", TAXII)], Some(&big));

@@ -13,3 +13,4 @@ mod ingest;
 mod isolation;
 mod paging;
 mod tls;
+mod validation;

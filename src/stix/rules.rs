@@ -1,0 +1,310 @@
+//! The STIX 2.1 rules a JSON Schema cannot express (fact sheet §1.5, §1.7, §1.9, §3, §5.1):
+//! real calendar timestamps and their ordering, custom type and property naming, granular
+//! marking selectors, marking self-references, STIX patterns, UUID versions.
+
+use serde_json::{Map, Value};
+
+use super::{pattern, Problem, Validator};
+use crate::model::time::stix_version_key;
+
+/// Properties holding STIX timestamps, wherever they appear (top level, extensions, nested).
+const TIMESTAMP_PROPERTIES: &[&str] = &[
+    "created",
+    "modified",
+    "valid_from",
+    "valid_until",
+    "first_seen",
+    "last_seen",
+    "first_observed",
+    "last_observed",
+    "published",
+    "start_time",
+    "stop_time",
+    "submitted",
+    "analysis_started",
+    "analysis_ended",
+    "object_modified",
+    "ctime",
+    "mtime",
+    "atime",
+    "date",
+    "start",
+    "end",
+    "created_time",
+    "modified_time",
+    "account_created",
+    "account_expires",
+    "credential_last_changed",
+    "account_first_login",
+    "account_last_login",
+    "validity_not_before",
+    "validity_not_after",
+    "private_key_usage_period_not_before",
+    "private_key_usage_period_not_after",
+    "time_date_stamp",
+];
+
+/// Ordering rules: (types it applies to, or empty for every type; earlier; later; strictly).
+const ORDER_RULES: &[(&[&str], &str, &str, bool)] = &[
+    (&[], "created", "modified", false),
+    (
+        &["campaign", "infrastructure", "intrusion-set", "malware", "threat-actor", "sighting"],
+        "first_seen",
+        "last_seen",
+        false,
+    ),
+    (&["observed-data"], "first_observed", "last_observed", false),
+    (&["indicator"], "valid_from", "valid_until", true),
+    (&["relationship"], "start_time", "stop_time", true),
+    (&["network-traffic"], "start", "end", false),
+];
+
+/// SCO types whose id must be a UUIDv4 when none of their ID-contributing properties is present
+/// (`process` has none at all).
+const UUID4_WITHOUT: &[(&str, &[&str])] = &[
+    ("process", &[]),
+    ("artifact", &["hashes", "payload_bin"]),
+    ("email-message", &["from_ref", "subject", "body"]),
+    ("user-account", &["account_type", "user_id", "account_login"]),
+    ("windows-registry-key", &["key", "values"]),
+    ("x509-certificate", &["hashes", "serial_number"]),
+];
+
+/// Common properties, never counted as an object's own properties.
+const COMMON: &[&str] = &[
+    "type",
+    "spec_version",
+    "id",
+    "created_by_ref",
+    "created",
+    "modified",
+    "revoked",
+    "labels",
+    "confidence",
+    "lang",
+    "external_references",
+    "object_marking_refs",
+    "granular_markings",
+    "defanged",
+    "extensions",
+];
+
+fn pointer(path: &[String]) -> String {
+    path.iter().map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1"))).collect()
+}
+
+/// Checks every timestamp-named string property, at any depth, for a real date and time.
+fn timestamps(value: &Value, path: &mut Vec<String>, problems: &mut Vec<Problem>, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                path.push(k.clone());
+                if let (true, Value::String(s)) = (TIMESTAMP_PROPERTIES.contains(&k.as_str()), v) {
+                    if stix_version_key(s).is_none() {
+                        problems.push(Problem::new(
+                            pointer(path),
+                            "timestamp",
+                            format!("'{s}' is not a valid STIX timestamp (YYYY-MM-DDTHH:MM:SS[.s]Z, a real date and time in UTC)"),
+                        ));
+                    }
+                } else {
+                    timestamps(v, path, problems, depth + 1);
+                }
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                path.push(i.to_string());
+                timestamps(v, path, problems, depth + 1);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn ordering(ty: &str, map: &Map<String, Value>, problems: &mut Vec<Problem>) {
+    for (types, earlier, later, strict) in ORDER_RULES {
+        if !types.is_empty() && !types.contains(&ty) {
+            continue;
+        }
+        let key = |p: &str| map.get(p).and_then(Value::as_str).and_then(stix_version_key);
+        if let (Some(a), Some(b)) = (key(earlier), key(later)) {
+            let bad = if *strict { b <= a } else { b < a };
+            if bad {
+                let relation = if *strict { "later than" } else { "the same as or later than" };
+                problems.push(Problem::new(
+                    format!("/{later}"),
+                    "timestamp-order",
+                    format!("{later} must be {relation} {earlier}"),
+                ));
+            }
+        }
+    }
+}
+
+/// STIX type names: a-z, 0-9 and single hyphens, starting with a letter, 3..250 characters.
+pub fn valid_type_name(t: &str) -> bool {
+    (3..=250).contains(&t.len())
+        && t.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
+        && t.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !t.contains("--")
+        && !t.ends_with('-')
+}
+
+/// STIX property names: a-z, 0-9 and `_`, starting with a letter, 3..250 characters (`id` too).
+pub fn valid_property_name(p: &str) -> bool {
+    p == "id"
+        || (3..=250).contains(&p.len())
+            && p.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
+            && p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// Resolves a granular-marking selector against the object.
+fn selector_resolves(object: &Value, selector: &str) -> bool {
+    let mut node = object;
+    for part in selector.split('.') {
+        let next = match part.strip_prefix('[').and_then(|p| p.strip_suffix(']')) {
+            Some(index) => index.parse::<usize>().ok().and_then(|i| node.as_array().and_then(|a| a.get(i))),
+            None => node.as_object().and_then(|m| m.get(part)),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    true
+}
+
+fn uuid_version(id: &str) -> Option<usize> {
+    id.split_once("--").and_then(|(_, u)| uuid::Uuid::parse_str(u).ok()).map(|u| u.get_version_num())
+}
+
+/// Runs every rule on one object.
+pub fn check(validator: &Validator, object: &Value, problems: &mut Vec<Problem>) {
+    let Some(map) = object.as_object() else { return };
+    let ty = map.get("type").and_then(Value::as_str).unwrap_or_default();
+    let id = map.get("id").and_then(Value::as_str).unwrap_or_default();
+
+    timestamps(object, &mut Vec::new(), problems, 0);
+    ordering(ty, map, problems);
+
+    // Custom object types and custom property names (§1.1, §1.9).
+    let official = validator.is_official_type(ty);
+    if !official {
+        if !valid_type_name(ty) {
+            problems.push(Problem::new(
+                "/type",
+                "custom-type-name",
+                format!("type '{ty}' must be 3-250 characters of a-z, 0-9 and single hyphens, starting with a letter"),
+            ));
+        }
+        if !map.keys().any(|k| !COMMON.contains(&k.as_str())) {
+            problems.push(Problem::new("", "custom-object", "a custom object needs at least one property of its own"));
+        }
+    }
+    let custom: Vec<&str> = if official {
+        validator.custom_properties(object)
+    } else {
+        map.keys().map(String::as_str).filter(|k| !COMMON.contains(k)).collect()
+    };
+    for p in custom {
+        if !valid_property_name(p) {
+            problems.push(Problem::new(
+                format!("/{p}"),
+                "property-name",
+                format!("property name '{p}' must be 3-250 characters of a-z, 0-9 and '_', starting with a letter"),
+            ));
+        }
+    }
+
+    // Granular marking selectors must point at content that is present (§1.7).
+    for (i, g) in map.get("granular_markings").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (j, s) in g.get("selectors").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            if let Some(sel) = s.as_str() {
+                if !selector_resolves(object, sel) {
+                    problems.push(Problem::new(
+                        format!("/granular_markings/{i}/selectors/{j}"),
+                        "marking-selector",
+                        format!("selector '{sel}' does not point to content present on the object"),
+                    ));
+                }
+            }
+        }
+        if ty == "marking-definition" && g.get("marking_ref").and_then(Value::as_str) == Some(id) {
+            problems.push(Problem::new(
+                format!("/granular_markings/{i}/marking_ref"),
+                "marking-self-reference",
+                "a marking definition must not mark itself",
+            ));
+        }
+    }
+    if ty == "marking-definition"
+        && map
+            .get("object_marking_refs")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|r| r.as_str() == Some(id)))
+    {
+        problems.push(Problem::new(
+            "/object_marking_refs",
+            "marking-self-reference",
+            "a marking definition must not mark itself",
+        ));
+    }
+
+    // STIX patterns must parse (§5.1 `patterns`).
+    if ty == "indicator" && map.get("pattern_type").and_then(Value::as_str) == Some("stix") {
+        if let Some(p) = map.get("pattern").and_then(Value::as_str) {
+            if let Err(e) = pattern::check(p) {
+                problems.push(Problem::new(
+                    "/pattern",
+                    "pattern",
+                    format!("not a valid STIX pattern: {} (at byte {})", e.message, e.position),
+                ));
+            }
+        }
+    }
+
+    // UUID versions (§1.3, §5.1 `uuid_version_check`, `process`).
+    for (t, contributing) in UUID4_WITHOUT {
+        if ty == *t && !contributing.iter().any(|p| map.contains_key(*p)) && uuid_version(id).is_some_and(|v| v != 4) {
+            problems.push(Problem::new(
+                "/id",
+                "uuid-version",
+                format!("a {ty} without any of its id-contributing properties must have a UUIDv4 id"),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_type_name("x-mitre-tactic"));
+        assert!(!valid_type_name("x--a"));
+        assert!(!valid_type_name("X-a"));
+        assert!(!valid_type_name("ab"));
+        assert!(valid_property_name("x_mitre_version"));
+        assert!(!valid_property_name("xMitre"));
+        assert!(!valid_property_name("ab"));
+        assert!(!valid_property_name("_abc"));
+    }
+
+    #[test]
+    fn selectors() {
+        let o = serde_json::json!({"description": "d", "labels": ["a"], "external_references": [{"source_name": "x"}]});
+        assert!(selector_resolves(&o, "description"));
+        assert!(selector_resolves(&o, "labels.[0]"));
+        assert!(selector_resolves(&o, "external_references.[0].source_name"));
+        assert!(!selector_resolves(&o, "labels.[1]"));
+        assert!(!selector_resolves(&o, "name"));
+        assert!(!selector_resolves(&o, "description.[0]"));
+    }
+}
