@@ -1,7 +1,5 @@
 //! What the server needs to know about a STIX object to store and index it.
 
-use serde::Deserialize;
-
 use super::time::stix_version_key;
 
 /// The indexed properties of one STIX object version.
@@ -17,17 +15,11 @@ pub struct ObjectHead {
     pub spec_version: String,
 }
 
-#[derive(Deserialize)]
 struct Head<'a> {
-    #[serde(default)]
     id: Option<serde_json::Value>,
-    #[serde(borrow, default, rename = "type")]
-    stix_type: Option<&'a serde_json::value::RawValue>,
-    #[serde(default)]
+    stix_type: Option<&'a serde_json::Value>,
     spec_version: Option<serde_json::Value>,
-    #[serde(default)]
     modified: Option<serde_json::Value>,
-    #[serde(default)]
     created: Option<serde_json::Value>,
 }
 
@@ -83,8 +75,8 @@ pub fn nesting_depth(raw: &str) -> usize {
     max
 }
 
-/// Reads the indexed properties of one raw object (position `index` in the envelope).
-pub fn read_head(raw: &str, index: usize) -> Result<ObjectHead, ObjectProblem> {
+/// Parses one raw object (position `index` in the envelope) and reads its indexed properties.
+pub fn read_object(raw: &str, index: usize) -> Result<(ObjectHead, serde_json::Value), ObjectProblem> {
     let problem = |id: String, version: String, message: String| ObjectProblem { id, version, message };
     let marker = format!("objects[{index}]");
     if !raw.trim_start().starts_with('{') {
@@ -97,9 +89,31 @@ pub fn read_head(raw: &str, index: usize) -> Result<ObjectHead, ObjectProblem> {
             format!("object nests arrays/objects deeper than {MAX_DEPTH} levels"),
         ));
     }
-    let head: Head<'_> = match serde_json::from_str(raw) {
-        Ok(h) => h,
+    let value: serde_json::Value = match serde_json::from_str(raw) {
+        Ok(v) => v,
         Err(e) => return Err(problem(marker, String::new(), format!("object could not be read: {e}"))),
+    };
+    head_of(&value, index).map(|h| (h, value))
+}
+
+/// Reads the indexed properties of one raw object (position `index` in the envelope).
+pub fn read_head(raw: &str, index: usize) -> Result<ObjectHead, ObjectProblem> {
+    read_object(raw, index).map(|(head, _)| head)
+}
+
+/// The indexed properties of a parsed object.
+pub fn head_of(value: &serde_json::Value, index: usize) -> Result<ObjectHead, ObjectProblem> {
+    let problem = |id: String, version: String, message: String| ObjectProblem { id, version, message };
+    let marker = format!("objects[{index}]");
+    let Some(map) = value.as_object() else {
+        return Err(problem(marker, String::new(), "object is not a JSON object".into()));
+    };
+    let head = Head {
+        id: map.get("id").cloned(),
+        stix_type: map.get("type"),
+        spec_version: map.get("spec_version").cloned(),
+        modified: map.get("modified").cloned(),
+        created: map.get("created").cloned(),
     };
     let id = match head.id {
         Some(serde_json::Value::String(s)) => s,
@@ -126,9 +140,9 @@ pub fn read_head(raw: &str, index: usize) -> Result<ObjectHead, ObjectProblem> {
             "property 'id' ('{id}') must be of the form type--UUID with a lower-case type and a lower-case UUID"
         ));
     };
-    let stix_type: String = match head.stix_type.map(|r| serde_json::from_str::<String>(r.get())) {
-        Some(Ok(t)) => t,
-        Some(Err(_)) => return fail("property 'type' must be a string".into()),
+    let stix_type: String = match head.stix_type {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(_) => return fail("property 'type' must be a string".into()),
         None => return fail("object has no 'type' property".into()),
     };
     if stix_type != id_type {

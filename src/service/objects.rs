@@ -8,7 +8,7 @@ use crate::model::access::Principal;
 use crate::model::cursor::Cursor;
 use crate::model::filter::{Endpoint, Filter, Query, VersionSel};
 use crate::model::policy::SharingPolicy;
-use crate::model::stix::read_head;
+use crate::model::stix::read_object;
 use crate::model::time::{format_taxii, now_micros, Micros};
 use crate::model::{Status, StatusDetail};
 use crate::stix::policy::PolicyCheck as _;
@@ -339,13 +339,8 @@ pub fn prepare_object(
     raw: &str,
     index: usize,
 ) -> Result<NewObject, StatusDetail> {
-    let head =
-        read_head(raw, index).map_err(|p| StatusDetail { id: p.id, version: p.version, message: Some(p.message) })?;
-    let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| StatusDetail {
-        id: head.id.clone(),
-        version: head.version.clone().unwrap_or_default(),
-        message: Some(format!("object could not be read: {e}")),
-    })?;
+    let (head, value) =
+        read_object(raw, index).map_err(|p| StatusDetail { id: p.id, version: p.version, message: Some(p.message) })?;
     // STIX 2.0 objects (accepted only where a collection allows 2.0) have no 2.1 schema to meet.
     let mut problems = if head.spec_version == "2.1" { validator.validate(&value) } else { Vec::new() };
     problems.extend(sharing.check(validator, &value, &head.spec_version));
