@@ -92,6 +92,10 @@ def load_profile(path: str | os.PathLike, environ=os.environ) -> Profile:
 
     colls_raw = raw.get("collections", {})
     collections = {k: str(_need(colls_raw, k, "collections")) for k in COLLECTION_KEYS}
+    # Optional collections (tests that need them skip without them), e.g. tlp_ceiling_amber.
+    for k, v in colls_raw.items():
+        if k not in collections and not k.endswith("_title"):
+            collections[k] = str(v)
     titles = {k[: -len("_title")]: str(v) for k, v in colls_raw.items() if k.endswith("_title")}
 
     creds_raw = raw.get("credentials", {})

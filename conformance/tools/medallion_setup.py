@@ -41,6 +41,7 @@ def main():
                 coll("read_only", "Conformance read-only", True, False),
                 coll("write_only", "Conformance write-only", False, True),
                 coll("hidden", "Conformance writer-only", True, True),
+                coll("tlp_ceiling_amber", "Conformance TLP ceiling", True, True),
             ],
         },
     }
