@@ -86,3 +86,17 @@ pub fn load(storage: &Storage) -> StorageResult<Vec<String>> {
     storage.write_blocking(|c| storage::objects::insert(c, ALLIANCE_COLLECTION, alpha, &items, now_micros()))?;
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_samples_are_valid_stix() {
+        let v = crate::stix::Validator::new().unwrap_or_else(|e| panic!("{e}"));
+        for s in SAMPLES {
+            let value: serde_json::Value = serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(v.validate(&value), vec![], "{s}");
+        }
+    }
+}
