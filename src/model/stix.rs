@@ -40,8 +40,8 @@ pub fn valid_identifier(id: &str) -> Option<&str> {
         && !ty.starts_with('-')
         && !ty.ends_with('-')
         && !ty.contains("--");
-    let uuid_ok =
-        uuid.len() == 36 && uuid::Uuid::parse_str(uuid).is_ok() && uuid.bytes().all(|c| !c.is_ascii_uppercase());
+    // RFC 4122: hex digits are case-insensitive on input.
+    let uuid_ok = uuid.len() == 36 && uuid::Uuid::parse_str(uuid).is_ok();
     (type_ok && uuid_ok).then_some(ty)
 }
 
@@ -136,9 +136,7 @@ pub fn head_of(value: &serde_json::Value, index: usize) -> Result<ObjectHead, Ob
     };
     let fail = |msg: String| Err(problem(id.clone(), shown_version.clone(), msg));
     let Some(id_type) = valid_identifier(&id) else {
-        return fail(format!(
-            "property 'id' ('{id}') must be of the form type--UUID with a lower-case type and a lower-case UUID"
-        ));
+        return fail(format!("property 'id' ('{id}') must be of the form type--UUID with a lower-case type"));
     };
     let stix_type: String = match head.stix_type {
         Some(serde_json::Value::String(t)) => t.clone(),

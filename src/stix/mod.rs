@@ -133,7 +133,7 @@ impl Validator {
             jsonschema::options()
                 .with_registry(&registry)
                 .with_base_uri(uri.to_owned())
-                .should_validate_formats(false)
+                .should_validate_formats(true)
                 .build(schema)
                 .map_err(|e| format!("{uri}: {e}"))
         };

@@ -184,11 +184,228 @@ fn uuid_version(id: &str) -> Option<usize> {
     id.split_once("--").and_then(|(_, u)| uuid::Uuid::parse_str(u).ok()).map(|u| u.get_version_num())
 }
 
+/// Property names no object may use, at any level (§1.1; the OASIS schemas add the plural).
+const RESERVED: &[&str] = &["severity", "action", "username", "phone_number", "phone_numbers"];
+
+fn is_lower_hex(s: &str) -> bool {
+    !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+fn is_base64(s: &str) -> bool {
+    use base64::Engine as _;
+    !s.is_empty() && base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+}
+
+/// Suffix rules for custom properties (§1.1): `_hex` holds hex, `_bin` base64; custom lists
+/// must not be empty (§1.7). `_ref`/`_refs` values are not checked: the suffix rule says what a
+/// reference property is named, and real data (ATT&CK's `x_mitre_data_source_ref: ""`) relies
+/// on that reading, as does the OASIS validator.
+fn custom_value(name: &str, value: &Value, problems: &mut Vec<Problem>) {
+    let at = format!("/{name}");
+    if value.as_array().is_some_and(Vec::is_empty) {
+        problems.push(Problem::new(at.clone(), "empty-list", format!("'{name}' is an empty list; omit it instead")));
+    }
+    let bad = if name.ends_with("_hex") {
+        (!value.as_str().is_some_and(is_lower_hex)).then_some("lower-case hex with an even number of digits")
+    } else if name.ends_with("_bin") {
+        (!value.as_str().is_some_and(is_base64)).then_some("base64")
+    } else {
+        None
+    };
+    if let Some(what) = bad {
+        problems.push(Problem::new(at, "property-suffix", format!("'{name}' must hold {what}, as its suffix says")));
+    }
+}
+
+/// Extension contents (§1.8): property names follow the naming rules and avoid reserved names.
+fn extensions(map: &Map<String, Value>, problems: &mut Vec<Problem>) {
+    let Some(exts) = map.get("extensions").and_then(Value::as_object) else { return };
+    for (key, ext) in exts {
+        let Some(props) = ext.as_object() else { continue };
+        let defined = key.starts_with("extension-definition--");
+        for p in props.keys() {
+            let at = format!("/extensions/{key}/{p}");
+            if RESERVED.contains(&p.as_str()) {
+                problems.push(Problem::new(
+                    at.clone(),
+                    "reserved-property",
+                    format!("'{p}' is a reserved property name"),
+                ));
+            }
+            if defined && p != "extension_type" && !valid_property_name(p) {
+                problems.push(Problem::new(
+                    at,
+                    "property-name",
+                    format!("property name '{p}' must be 3-250 characters of a-z, 0-9 and '_', starting with a letter"),
+                ));
+            }
+        }
+    }
+}
+
+/// IANA registries (§5.1 `artifact_mime_type`, `character_set`): the registry's syntax.
+fn iana(ty: &str, map: &Map<String, Value>, problems: &mut Vec<Problem>) {
+    const TOP: &[&str] = &["application", "audio", "font", "image", "message", "model", "multipart", "text", "video"];
+    if ty == "artifact" {
+        if let Some(m) = map.get("mime_type").and_then(Value::as_str) {
+            // Unregistered `x-` subtypes (RFC 6648) are not in the registry either.
+            let ok = m.split_once('/').is_some_and(|(t, sub)| {
+                TOP.contains(&t)
+                    && !sub.is_empty()
+                    && !sub.starts_with("x-")
+                    && !sub.starts_with("x.")
+                    && sub.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'_' | b'-'))
+            });
+            if !ok {
+                problems.push(Problem::new(
+                    "/mime_type",
+                    "iana",
+                    format!("'{m}' is not an IANA media type such as application/zip"),
+                ));
+            }
+        }
+    }
+    for (t, prop) in [("directory", "path_enc"), ("file", "name_enc")] {
+        if ty != t {
+            continue;
+        }
+        if let Some(cs) = map.get(prop).and_then(Value::as_str) {
+            let ok = !cs.is_empty()
+                && cs
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'(' | b')' | b'.' | b':'));
+            if !ok {
+                problems.push(Problem::new(
+                    format!("/{prop}"),
+                    "iana",
+                    format!("'{cs}' is not an IANA character set name such as UTF-8"),
+                ));
+            }
+        }
+    }
+}
+
+/// Value formats the schemas carry as annotations (§2.3): domain names and e-mail addresses.
+fn formats(ty: &str, map: &Map<String, Value>, problems: &mut Vec<Problem>) {
+    let Some(value) = map.get("value").and_then(Value::as_str) else { return };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    };
+    match ty {
+        "domain-name" => {
+            let name = value.strip_suffix('.').unwrap_or(value);
+            if name.len() > 253 || !name.split('.').all(label_ok) {
+                problems.push(Problem::new(
+                    "/value",
+                    "format",
+                    format!("'{value}' is not a domain name (RFC 1034 / IDNA labels separated by dots)"),
+                ));
+            }
+        }
+        "email-addr" => {
+            // addr-spec only, as the OASIS validator checks it: local@domain.tld, no display name.
+            let ok = value.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-'))
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && domain.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.'))
+            });
+            if !ok {
+                problems.push(Problem::new(
+                    "/value",
+                    "format",
+                    format!("'{value}' is not an e-mail address (addr-spec only, no display name)"),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// References inside the deprecated observed-data `objects` container point to its own keys.
+fn observed_objects(map: &Map<String, Value>, problems: &mut Vec<Problem>) {
+    let Some(container) = map.get("objects").and_then(Value::as_object) else { return };
+    fn walk(v: &Value, at: String, keys: &Map<String, Value>, problems: &mut Vec<Problem>, depth: usize) {
+        let Some(m) = v.as_object() else { return };
+        if depth > 16 {
+            return;
+        }
+        for (k, val) in m {
+            let here = format!("{at}/{k}");
+            let refs: Vec<(String, &str)> = if k.ends_with("_ref") {
+                val.as_str().map(|r| (here.clone(), r)).into_iter().collect()
+            } else if k.ends_with("_refs") {
+                val.as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.as_str().map(|r| (format!("{here}/{i}"), r)))
+                    .collect()
+            } else {
+                walk(val, here.clone(), keys, problems, depth + 1);
+                Vec::new()
+            };
+            for (at, r) in refs {
+                if !keys.contains_key(r) {
+                    problems.push(Problem::new(
+                        at,
+                        "observable-reference",
+                        format!("'{r}' is not a key of this observed-data's objects"),
+                    ));
+                }
+            }
+        }
+    }
+    for (key, obj) in container {
+        walk(obj, format!("/objects/{key}"), container, problems, 0);
+    }
+}
+
 /// Runs every rule on one object.
 pub fn check(validator: &Validator, object: &Value, problems: &mut Vec<Problem>) {
     let Some(map) = object.as_object() else { return };
     let ty = map.get("type").and_then(Value::as_str).unwrap_or_default();
     let id = map.get("id").and_then(Value::as_str).unwrap_or_default();
+
+    if ty == "bundle" {
+        problems.push(Problem::new(
+            "/type",
+            "custom-type-name",
+            "a bundle is a container, not a STIX object: send the objects it holds",
+        ));
+        return;
+    }
+    if let Some((prefix, _)) = id.split_once("--") {
+        if prefix != ty {
+            problems.push(Problem::new(
+                "/id",
+                "id-prefix",
+                format!("the id's type '{prefix}' differs from type '{ty}'"),
+            ));
+        }
+    }
+    extensions(map, problems);
+    iana(ty, map, problems);
+    formats(ty, map, problems);
+    if ty == "observed-data" {
+        observed_objects(map, problems);
+    }
+    if ty == "relationship" {
+        let rt = map.get("relationship_type").and_then(Value::as_str).unwrap_or_default();
+        let prefix = |p: &str| map.get(p).and_then(Value::as_str).and_then(|r| r.split_once("--")).map(|(t, _)| t);
+        if matches!(rt, "derived-from" | "duplicate-of") && prefix("source_ref") != prefix("target_ref") {
+            problems.push(Problem::new(
+                "/target_ref",
+                "relationship-same-type",
+                format!("a '{rt}' relationship links two objects of the same type"),
+            ));
+        }
+    }
 
     timestamps(object, &mut Vec::new(), problems, 0);
     ordering(ty, map, problems);
@@ -213,6 +430,9 @@ pub fn check(validator: &Validator, object: &Value, problems: &mut Vec<Problem>)
         map.keys().map(String::as_str).filter(|k| !COMMON.contains(k)).collect()
     };
     for p in custom {
+        if let Some(v) = map.get(p) {
+            custom_value(p, v, problems);
+        }
         if !valid_property_name(p) {
             problems.push(Problem::new(
                 format!("/{p}"),
