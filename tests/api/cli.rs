@@ -98,3 +98,54 @@ fn demo_refuses_a_database_that_holds_data() {
     assert!(!ok);
     assert!(err.contains("empty database"), "{err}");
 }
+
+#[test]
+fn validate_reports_every_problem_and_fails_on_invalid_objects() {
+    let s = base_server();
+    let good = indicator(&new_id("indicator"), "2020-01-01T00:00:00.000Z");
+    let mut bad = malware(&new_id("malware"));
+    bad["modified"] = serde_json::json!("2019-01-01T00:00:00.000Z");
+    bad["confidence"] = serde_json::json!(-1);
+    let bundle = serde_json::json!({"type": "bundle", "id": new_id("bundle"), "objects": [good, bad]});
+    let path = s.dir.path().join("bundle.json");
+    std::fs::write(&path, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let (ok, out, _) = s.cli(&["validate", path.to_str().unwrap()], None);
+    assert!(!ok, "an invalid object makes validate fail");
+    assert!(out.contains("/modified") && out.contains("/confidence"), "{out}");
+    assert!(out.contains("2 object(s) checked, 1 invalid"), "{out}");
+    let (_, json_out, _) = s.cli(&["validate", "--json", path.to_str().unwrap()], None);
+    let records: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(records[0]["valid"], true);
+    assert_eq!(records[1]["valid"], false);
+    assert_eq!(records[1]["problems"].as_array().unwrap().len(), 2, "{json_out}");
+    std::fs::write(&path, serde_json::to_vec(&serde_json::json!({"objects": [bundle["objects"][0]]})).unwrap())
+        .unwrap();
+    let (ok, out, err) = s.cli(&["validate", path.to_str().unwrap()], None);
+    assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn import_loads_through_validation_and_records_the_partner() {
+    let s = base_server();
+    let objs: Vec<serde_json::Value> = (0..25).map(|_| malware(&new_id("malware"))).collect();
+    let mut bad = malware(&new_id("malware"));
+    bad["is_family"] = serde_json::json!("yes");
+    let mut all = objs.clone();
+    all.push(bad);
+    let path = s.dir.path().join("import.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&serde_json::json!({"type": "bundle", "id": new_id("bundle"), "objects": all})).unwrap(),
+    )
+    .unwrap();
+    let (ok, out, err) =
+        s.cli(&["import", "--collection", SHARED, "--partner", "carol", "--batch", "10", path.to_str().unwrap()], None);
+    assert!(!ok, "a refused object makes import fail");
+    assert!(out.contains("25 stored, 0 already present, 1 refused (of 26)"), "{out}{err}");
+    assert!(err.contains("/is_family"), "{err}");
+    let got = s.read_all(&objects_path(SHARED), &as_("bob"), 7);
+    assert_eq!(got.len(), 25);
+    // Importing again stores nothing twice.
+    let (_, out, _) = s.cli(&["import", "--collection", SHARED, "--partner", "carol", path.to_str().unwrap()], None);
+    assert!(out.contains("0 stored, 25 already present"), "{out}");
+}
