@@ -9,7 +9,8 @@
 #
 # Environment: CONFORMANCE_VENV (default /var/tmp/concordia-conformance-venv), CONFORMANCE_PYTHON
 # (default python3.11), CONCORDIA_BIN (binary to test; built with cargo when unset and missing),
-# CARGO_TARGET_DIR, CONFORMANCE_KEEP_TMP=1 (keep the temp dir with logs and database).
+# CARGO_TARGET_DIR, CONFORMANCE_KEEP_TMP=1 (keep the temp dir with logs and database),
+# CONFORMANCE_DATABASE_URL (an empty database for Concordia, e.g. postgres://...; default SQLite).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -125,7 +126,9 @@ start_concordia() {
     fi
   fi
   [[ -x $bin ]] || die "Concordia binary not found or not executable: $bin"
-  local db="sqlite://$WORK/concordia.db"
+  # CONFORMANCE_DATABASE_URL: an empty database to run Concordia on (e.g. PostgreSQL);
+  # default: a fresh SQLite file in the temp dir.
+  local db="${CONFORMANCE_DATABASE_URL:-sqlite://$WORK/concordia.db}"
   local port; port="$(free_port)"
   local cli=("$bin" --database-url "$db")
 

@@ -20,7 +20,7 @@ pub struct Cli {
     /// TOML configuration file (see README: Configuration).
     #[arg(long, global = true, env = "CONCORDIA_CONFIG")]
     config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH (default sqlite://concordia.db).
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB (default sqlite://concordia.db).
     #[arg(long, global = true)]
     database_url: Option<String>,
     /// Log format: text or json.

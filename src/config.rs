@@ -16,7 +16,7 @@ use serde::Deserialize;
 pub struct Layer {
     /// Address to listen on (default 127.0.0.1:8080).
     pub listen: Option<String>,
-    /// Database URL: `sqlite://PATH` or a path (default sqlite://concordia.db).
+    /// Database URL: `sqlite://PATH` (or a path) or `postgres://…` (default sqlite://concordia.db).
     pub database_url: Option<String>,
     /// PEM certificate chain for HTTPS.
     pub tls_cert: Option<PathBuf>,

@@ -1,9 +1,12 @@
-//! Storage: diesel over an embedded SQLite file (WAL mode).
+//! Storage: diesel over an embedded SQLite file (WAL mode) or PostgreSQL, picked by the URL
+//! scheme; one code path for both through diesel's `MultiConnection`.
 //!
 //! The public API takes and returns `model` types; row structs stay private. Every query is
 //! blocking and runs on tokio's blocking pool through [`Storage::read`] / [`Storage::write`].
-//! Reads use a small r2d2 pool; writes go through one writer connection (SQLite has one writer at
-//! a time anyway) and `BEGIN IMMEDIATE` transactions, so several processes on one file are safe.
+//! Reads use an r2d2 pool; writes go through one writer connection per process (SQLite has one
+//! writer at a time anyway). On SQLite a write transaction takes the write lock with its first
+//! statement, so several processes on one file are safe; on PostgreSQL, writers to one collection
+//! are serialised by a row lock on its clock (see `objects::insert`), so positions commit in order.
 
 pub mod access;
 pub mod credentials;
@@ -15,15 +18,36 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Sqlite(SqliteConnection),
+    Postgresql(PgConnection),
+}
+
 /// The connection type every query runs on.
-pub type Conn = SqliteConnection;
+pub type Conn = AnyConnection;
+
+/// Runs the same code on the concrete connection, for the few statements diesel cannot build
+/// through `MultiConnection` (batch inserts, upserts, row locks).
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::storage::AnyConnection::Sqlite($c) => $body,
+            $crate::storage::AnyConnection::Postgresql($c) => $body,
+        }
+    };
+}
+pub(crate) use per_backend;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Storage failures. `Unavailable` becomes a 503, `Backend` a logged 500.
 #[derive(Debug, thiserror::Error)]
@@ -65,40 +89,50 @@ impl From<r2d2::PoolError> for StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
-/// Where the database lives: a SQLite file path (`sqlite://PATH` or a bare path).
+/// Where the database lives: `postgres://…` / `postgresql://…`, else a SQLite file path
+/// (`sqlite://PATH` or a bare path).
 #[derive(Debug, Clone)]
-pub struct DbUrl(String);
+pub enum DbUrl {
+    Sqlite(String),
+    Postgres(String),
+}
 
 impl DbUrl {
     pub fn parse(url: &str) -> StorageResult<DbUrl> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(StorageError::Connection(
-                "PostgreSQL is not supported by this build yet; use a SQLite path (sqlite://concordia.db)".into(),
-            ));
+            return Ok(DbUrl::Postgres(url.to_owned()));
         }
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if path.is_empty() || path.contains('=') && path.contains(' ') {
             return Err(StorageError::Connection(format!(
-                "'{url}' is not a database URL such as sqlite://concordia.db"
+                "'{url}' is not a database URL such as sqlite://concordia.db or postgres://user@host/db"
             )));
         }
-        Ok(DbUrl(path.to_owned()))
+        Ok(DbUrl::Sqlite(path.to_owned()))
     }
 
-    pub fn path(&self) -> &str {
-        &self.0
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DbUrl::Postgres(_))
     }
 }
 
-/// Opens one SQLite connection with the pragmas every connection needs (busy_timeout first).
+/// Opens one connection: SQLite with the pragmas every connection needs (busy_timeout first),
+/// PostgreSQL with libpq's own error messages kept.
 pub fn open(url: &DbUrl) -> StorageResult<Conn> {
-    let mut c = SqliteConnection::establish(url.path()).map_err(|e| StorageError::Connection(e.to_string()))?;
-    c.batch_execute(
-        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -8192;",
-    )
-    .map_err(StorageError::Backend)?;
-    Ok(c)
+    match url {
+        DbUrl::Postgres(u) => PgConnection::establish(u)
+            .map(AnyConnection::Postgresql)
+            .map_err(|e| StorageError::Connection(e.to_string().trim().to_owned())),
+        DbUrl::Sqlite(path) => {
+            let mut c = SqliteConnection::establish(path).map_err(|e| StorageError::Connection(e.to_string()))?;
+            c.batch_execute(
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -8192;",
+            )
+            .map_err(StorageError::Backend)?;
+            Ok(AnyConnection::Sqlite(c))
+        }
+    }
 }
 
 /// r2d2 manager that keeps diesel's own error messages and applies the pragmas.
@@ -127,9 +161,11 @@ impl ManageConnection for Manager {
 
 /// Applies pending migrations; returns how many ran.
 pub fn migrate(c: &mut Conn) -> StorageResult<usize> {
-    c.run_pending_migrations(SQLITE_MIGRATIONS)
-        .map(|v| v.len())
-        .map_err(|e| StorageError::Connection(format!("migration failed: {e}")))
+    let ran = match c {
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        AnyConnection::Postgresql(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+    };
+    ran.map_err(|e| StorageError::Connection(format!("migration failed: {e}")))
 }
 
 /// Handle to the database, cheap to clone.
@@ -150,7 +186,7 @@ impl Storage {
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(Duration::from_secs(2))
             .build(Manager(url))
             .map_err(|e| StorageError::Connection(e.to_string()))?;
         Ok(Storage { pool, writer: Arc::new(Mutex::new(writer)) })
@@ -168,7 +204,14 @@ impl Storage {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        guard.immediate_transaction(f)
+        guard.transaction(|c| {
+            if let AnyConnection::Sqlite(sqlite) = c {
+                // Take SQLite's write lock with the first statement (waiting up to busy_timeout
+                // for another process), so the transaction never has to upgrade a read snapshot.
+                sqlite.batch_execute("UPDATE meta SET value = value WHERE key = 'generation'")?;
+            }
+            f(c)
+        })
     }
 
     /// Runs a read on the blocking thread pool.
@@ -214,12 +257,12 @@ pub fn meta_get(c: &mut Conn, key: &str) -> StorageResult<Option<String>> {
 /// Writes a value to the `meta` table.
 pub fn meta_set(c: &mut Conn, key: &str, value: &str) -> StorageResult<()> {
     use schema::meta::dsl as m;
-    diesel::insert_into(m::meta)
+    per_backend!(c, |c| diesel::insert_into(m::meta)
         .values((m::key.eq(key), m::value.eq(value)))
         .on_conflict(m::key)
         .do_update()
         .set(m::value.eq(value))
-        .execute(c)?;
+        .execute(c))?;
     Ok(())
 }
 

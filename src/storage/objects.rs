@@ -9,10 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
-use diesel::sqlite::Sqlite;
 
 use super::schema::{collection_clock, objects};
-use super::{Conn, StorageResult};
+use super::{per_backend, AnyConnection, Conn, MultiBackend, StorageResult};
 use crate::model::filter::{Filter, VersionSel};
 use crate::model::stix::ObjectHead;
 use crate::model::time::{format_taxii, version_key_from_micros, Micros};
@@ -61,14 +60,32 @@ struct NewRow<'a> {
     body: &'a str,
 }
 
-/// Highest `date_added` ever handed out in a collection (read inside the write transaction).
+/// Highest `date_added` ever handed out in a collection, read inside the write transaction.
+/// On PostgreSQL the collection's clock row is locked (`FOR UPDATE`) until the transaction ends:
+/// writers to one collection take positions one after another and commit in that order, so a
+/// reader paging by `date_added` can never pass a position whose transaction commits later.
+/// Writers to different collections do not wait for each other.
 fn last_date_added(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>> {
     use diesel::dsl::max;
-    let clock: Option<i64> = collection_clock::table
-        .filter(collection_clock::collection_id.eq(collection))
-        .select(collection_clock::last_date_added)
-        .first(c)
-        .optional()?;
+    let clock: Option<i64> = match c {
+        AnyConnection::Postgresql(pg) => {
+            diesel::insert_into(collection_clock::table)
+                .values((collection_clock::collection_id.eq(collection), collection_clock::last_date_added.eq(0i64)))
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            collection_clock::table
+                .filter(collection_clock::collection_id.eq(collection))
+                .select(collection_clock::last_date_added)
+                .for_update()
+                .first(pg)
+                .optional()?
+        }
+        AnyConnection::Sqlite(_) => collection_clock::table
+            .filter(collection_clock::collection_id.eq(collection))
+            .select(collection_clock::last_date_added)
+            .first(c)
+            .optional()?,
+    };
     let stored: Option<i64> =
         objects::table.filter(objects::collection_id.eq(collection)).select(max(objects::date_added)).first(c)?;
     Ok(clock.max(stored))
@@ -76,12 +93,12 @@ fn last_date_added(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>>
 
 /// Records the highest `date_added` handed out (callers only ever pass a higher value).
 fn advance_clock(c: &mut Conn, collection: &str, last: i64) -> StorageResult<()> {
-    diesel::insert_into(collection_clock::table)
+    per_backend!(c, |c| diesel::insert_into(collection_clock::table)
         .values((collection_clock::collection_id.eq(collection), collection_clock::last_date_added.eq(last)))
         .on_conflict(collection_clock::collection_id)
         .do_update()
         .set(collection_clock::last_date_added.eq(last))
-        .execute(c)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -164,7 +181,7 @@ pub fn insert(
     // An id first seen in this batch and then again: its first row was inserted as "fresh" with
     // all flags set; the recompute below fixes it.
     for chunk in rows.chunks(INSERT_CHUNK) {
-        diesel::insert_into(objects::table).values(chunk).execute(c)?;
+        per_backend!(&mut *c, |c| diesel::insert_into(objects::table).values(chunk).execute(c))?;
     }
     if let Some(last) = rows.last() {
         advance_clock(c, collection, last.date_added)?;
@@ -248,8 +265,8 @@ pub struct VersionRow {
     pub spec_version: String,
 }
 
-type Boxed<'a, ST> = objects::BoxedQuery<'a, Sqlite, ST>;
-type Cond<'a> = Box<dyn BoxableExpression<objects::table, Sqlite, SqlType = diesel::sql_types::Bool> + 'a>;
+type Boxed<'a, ST> = objects::BoxedQuery<'a, MultiBackend, ST>;
+type Cond<'a> = Box<dyn BoxableExpression<objects::table, MultiBackend, SqlType = diesel::sql_types::Bool> + 'a>;
 
 /// Applies the filters (T-063, §3.4.1) and the keyset position to a query.
 fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {

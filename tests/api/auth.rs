@@ -88,12 +88,20 @@ fn credentials_for_unknown_partners_are_refused_by_the_cli() {
 #[test]
 fn password_hashes_are_not_stored_in_clear() {
     let s = base_server();
-    let db = std::fs::read(s.dir.path().join("concordia.db")).unwrap();
-    let wal = std::fs::read(s.dir.path().join("concordia.db-wal")).unwrap_or_default();
-    for blob in [&db, &wal] {
-        let text = String::from_utf8_lossy(blob);
-        assert!(!text.contains("pw-alice-secret"));
+    let hash = sql_text(&s.db_url(), "(select secret_hash from credentials where kind = 'password' limit 1)");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    if !s.is_postgres() {
+        let db = std::fs::read(s.dir.path().join("concordia.db")).unwrap();
+        let wal = std::fs::read(s.dir.path().join("concordia.db-wal")).unwrap_or_default();
+        for blob in [&db, &wal] {
+            assert!(!String::from_utf8_lossy(blob).contains("pw-alice-secret"));
+        }
     }
+    let clear = sql_text(
+        &s.db_url(),
+        "(select cast(count(*) as text) from credentials where secret_hash like '%pw-alice-secret%')",
+    );
+    assert_eq!(clear, "0");
 }
 
 #[test]

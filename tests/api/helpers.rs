@@ -20,6 +20,30 @@ pub struct TestServer {
     pub base: String,
     child: Option<Child>,
     pub extra_env: Vec<(String, String)>,
+    db_url: String,
+    /// The PostgreSQL database this server created (dropped with it).
+    pg_database: Option<String>,
+}
+
+/// `CONCORDIA_TEST_PG=postgres://user@host:port` runs every test on a fresh PostgreSQL database
+/// of that server instead of a fresh SQLite file.
+pub fn test_pg() -> Option<String> {
+    std::env::var("CONCORDIA_TEST_PG").ok().filter(|v| !v.is_empty()).map(|v| v.trim_end_matches('/').to_owned())
+}
+
+fn pg_admin(base: &str, sql: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut c = diesel::pg::PgConnection::establish(&format!("{base}/postgres"))
+        .unwrap_or_else(|e| panic!("CONCORDIA_TEST_PG is set but PostgreSQL is not reachable at {base}: {e}"));
+    diesel::sql_query(sql).execute(&mut c).unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Runs a one-value SQL query on a server's database (either backend).
+pub fn sql_text(db_url: &str, sql: &str) -> String {
+    use diesel::RunQueryDsl;
+    let url = concordia::storage::DbUrl::parse(db_url).unwrap();
+    let mut c = concordia::storage::open(&url).unwrap();
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(sql)).get_result(&mut c).unwrap()
 }
 
 /// Who is calling.
@@ -92,11 +116,21 @@ impl TestServer {
 
     pub fn start_with(policy: &str, env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (db_url, pg_database) = match test_pg() {
+            Some(base) => {
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                pg_admin(&base, &format!("CREATE DATABASE {name}"));
+                (format!("{base}/{name}"), Some(name))
+            }
+            None => (format!("sqlite://{}", dir.path().join("concordia.db").display()), None),
+        };
         let mut s = TestServer {
             dir,
             base: String::new(),
             child: None,
             extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            db_url,
+            pg_database,
         };
         s.apply(policy);
         s.spawn();
@@ -104,7 +138,25 @@ impl TestServer {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("concordia.db").display())
+        self.db_url.clone()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg_database.is_some()
+    }
+
+    /// Another server process on the same database (another node behind a load balancer).
+    pub fn another_node(&self) -> TestServer {
+        let mut s = TestServer {
+            dir: tempfile::tempdir().expect("tempdir"),
+            base: String::new(),
+            child: None,
+            extra_env: self.extra_env.clone(),
+            db_url: self.db_url.clone(),
+            pg_database: None,
+        };
+        s.spawn();
+        s
     }
 
     /// Runs the CLI against this server's database.
@@ -288,6 +340,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+        if let (Some(base), Some(name)) = (test_pg(), self.pg_database.take()) {
+            pg_admin(&base, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 

@@ -141,16 +141,11 @@ fn every_version_records_who_added_it() {
     let s = base_server();
     let id = new_id("malware");
     s.add("r", SHARED, &as_("carol"), &[malware(&id)]);
-    let url = s.db_url();
-    let path = url.trim_start_matches("sqlite://");
     // Read the database directly: the object row names carol's partner id.
-    use diesel::{Connection, RunQueryDsl};
-    let mut c = diesel::sqlite::SqliteConnection::establish(path).unwrap();
-    let who: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(&format!(
-        "(select p.name from objects o join partners p on p.id = o.added_by where o.stix_id = '{id}')"
-    )))
-    .get_result(&mut c)
-    .unwrap();
+    let who = sql_text(
+        &s.db_url(),
+        &format!("(select p.name from objects o join partners p on p.id = o.added_by where o.stix_id = '{id}')"),
+    );
     assert_eq!(who, "carol");
 }
 

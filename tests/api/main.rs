@@ -11,6 +11,7 @@ mod endpoints;
 mod filters;
 mod ingest;
 mod isolation;
+mod multinode;
 mod paging;
 mod tls;
 mod validation;

@@ -1,0 +1,11 @@
+DROP TABLE statuses;
+DROP TABLE collection_clock;
+DROP TABLE objects;
+DROP TABLE credentials;
+DROP TABLE grants;
+DROP TABLE collections;
+DROP TABLE group_members;
+DROP TABLE partner_groups;
+DROP TABLE partners;
+DROP TABLE api_roots;
+DROP TABLE meta;
