@@ -522,10 +522,10 @@ fn import(storage: &Storage, collection: &str, partner: &str, batch: usize, file
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (mut stored, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
-    for chunk in all.chunks(batch) {
+    for (n, chunk) in all.chunks(batch).enumerate() {
         let mut items = Vec::with_capacity(chunk.len());
-        for (index, (file, raw)) in chunk.iter().enumerate() {
-            match prepare_object(&validator, &col.sharing, raw.get(), index) {
+        for (i, (file, raw)) in chunk.iter().enumerate() {
+            match prepare_object(&validator, &col.sharing, raw.get(), n * batch + i) {
                 Ok(item) => items.push(item),
                 Err(f) => {
                     failed += 1;

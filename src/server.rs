@@ -17,15 +17,9 @@ pub fn server_key(storage: &Storage, config: &Config) -> anyhow::Result<Vec<u8>>
     if let Some(k) = &config.server_key {
         return Ok(k.expose().as_bytes().to_vec());
     }
+    let candidate = random_secret_hex();
     let key = storage
-        .write_blocking(|c| match storage::meta_get(c, "server_key")? {
-            Some(k) => Ok(k),
-            None => {
-                let k = random_secret_hex();
-                storage::meta_set(c, "server_key", &k)?;
-                Ok(k)
-            }
-        })
+        .write_blocking(|c| storage::meta_insert_if_absent(c, "server_key", &candidate))
         .context("reading the server key from the database")?;
     Ok(key.into_bytes())
 }

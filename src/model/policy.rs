@@ -102,7 +102,8 @@ impl Tlp {
 
     /// The TLP level of a marking-definition id (TLP 1.0 and 2.0), if it is one.
     pub fn of_marking(id: &str) -> Option<Tlp> {
-        Some(match id {
+        // Identifiers compare case-insensitively (RFC 4122 hex digits).
+        Some(match id.to_ascii_lowercase().as_str() {
             "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9" => Tlp::Clear,
             "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487" => Tlp::Clear,
             "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da" => Tlp::Green,

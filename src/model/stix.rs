@@ -116,7 +116,9 @@ pub fn head_of(value: &serde_json::Value, index: usize) -> Result<ObjectHead, Ob
         created: map.get("created").cloned(),
     };
     let id = match head.id {
-        Some(serde_json::Value::String(s)) => s,
+        // Indexed in lower case: RFC 4122 hex digits are case-insensitive, so `…--ABC…` and
+        // `…--abc…` are one object (the body keeps the producer's spelling).
+        Some(serde_json::Value::String(s)) => s.to_ascii_lowercase(),
         Some(_) => {
             return Err(problem(marker, String::new(), "property 'id' must be a string of the form type--UUID".into()))
         }

@@ -101,8 +101,14 @@ impl Service {
         root: &str,
         collection: &str,
         object: Option<&str>,
-        q: Query,
+        mut q: Query,
     ) -> ServiceResult<Page> {
+        // Object ids are indexed in lower case (see model::stix::head_of).
+        let object_lower = object.map(str::to_ascii_lowercase);
+        let object = object_lower.as_deref();
+        for id in &mut q.filter.ids {
+            *id = id.to_ascii_lowercase();
+        }
         let view = self.view();
         let (_, col, rights) = Self::collection(&view, who, root, collection)?;
         if !rights.read {
@@ -249,6 +255,8 @@ impl Service {
         object: &str,
         q: Query,
     ) -> ServiceResult<()> {
+        let object_lower = object.to_ascii_lowercase();
+        let object = object_lower.as_str();
         let view = self.view();
         let (_, col, rights) = Self::collection(&view, who, root, collection)?;
         if !(rights.read && rights.write) {

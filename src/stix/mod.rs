@@ -15,6 +15,9 @@ use serde_json::Value;
 
 include!(concat!(env!("OUT_DIR"), "/schemas.rs"));
 
+/// Longest problem message kept (schema messages may quote the whole object).
+const MAX_MESSAGE: usize = 300;
+
 /// Base URI of every schema's `$id`.
 pub const SCHEMA_BASE: &str = "https://concordia.invalid/schemas/stix-2.1/";
 
@@ -183,7 +186,14 @@ impl Validator {
             None => &self.sco_core,
         };
         for e in schema.iter_errors(object) {
-            problems.push(Problem::new(e.instance_path().to_string(), "schema", e.to_string()));
+            let mut message = e.to_string();
+            // Some messages quote the whole instance; keep statuses small and readable.
+            if message.len() > MAX_MESSAGE {
+                let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+                message.truncate(cut);
+                message.push('…');
+            }
+            problems.push(Problem::new(e.instance_path().to_string(), "schema", message));
         }
         rules::check(self, object, &mut problems);
         problems.dedup();

@@ -50,6 +50,16 @@ impl PolicyCheck for SharingPolicy {
             ));
         }
         if !self.custom_properties {
+            // Extension-definition extensions are custom content too, wherever their properties sit.
+            for key in object.get("extensions").and_then(Value::as_object).into_iter().flat_map(|m| m.keys()) {
+                if key.starts_with("extension-definition--") {
+                    problems.push(Problem::new(
+                        format!("/extensions/{key}"),
+                        "policy-custom-property",
+                        format!("this collection does not accept custom extensions such as '{key}'"),
+                    ));
+                }
+            }
             for p in validator.custom_properties(object) {
                 problems.push(Problem::new(
                     format!("/{p}"),

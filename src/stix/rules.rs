@@ -89,41 +89,41 @@ const COMMON: &[&str] = &[
     "extensions",
 ];
 
-fn pointer(path: &[String]) -> String {
-    path.iter().map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1"))).collect()
-}
-
-/// Checks every timestamp-named string property, at any depth, for a real date and time.
-fn timestamps(value: &Value, path: &mut Vec<String>, problems: &mut Vec<Problem>, depth: usize) {
-    if depth > 64 {
-        return;
-    }
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                path.push(k.clone());
-                if let (true, Value::String(s)) = (TIMESTAMP_PROPERTIES.contains(&k.as_str()), v) {
-                    if stix_version_key(s).is_none() {
-                        problems.push(Problem::new(
-                            pointer(path),
-                            "timestamp",
-                            format!("'{s}' is not a valid STIX timestamp (YYYY-MM-DDTHH:MM:SS[.s]Z, a real date and time in UTC)"),
-                        ));
-                    }
-                } else {
-                    timestamps(v, path, problems, depth + 1);
+/// Checks timestamp properties for a real date and time: the object's own properties, those of
+/// its extensions, and those of the members of an observed-data `objects` container (where the
+/// spec defines timestamps). Custom content deeper down is not assumed to hold timestamps.
+fn timestamps(map: &Map<String, Value>, problems: &mut Vec<Problem>) {
+    let mut check = |prefix: &str, m: &Map<String, Value>| {
+        for (k, v) in m {
+            if let (true, Value::String(s)) = (TIMESTAMP_PROPERTIES.contains(&k.as_str()), v) {
+                if stix_version_key(s).is_none() {
+                    problems.push(Problem::new(
+                        format!("{prefix}/{k}"),
+                        "timestamp",
+                        format!("'{s}' is not a valid STIX timestamp (YYYY-MM-DDTHH:MM:SS[.s]Z, a real date and time in UTC)"),
+                    ));
                 }
-                path.pop();
             }
         }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                path.push(i.to_string());
-                timestamps(v, path, problems, depth + 1);
-                path.pop();
+    };
+    check("", map);
+    for (container, nested) in [("extensions", true), ("objects", true)] {
+        let Some(inner) = map.get(container).and_then(Value::as_object) else { continue };
+        for (name, v) in inner {
+            if let Some(m) = v.as_object() {
+                let at = format!("/{container}/{}", name.replace('~', "~0").replace('/', "~1"));
+                check(&at, m);
+                if nested {
+                    if let Some(exts) = m.get("extensions").and_then(Value::as_object) {
+                        for (en, ev) in exts {
+                            if let Some(em) = ev.as_object() {
+                                check(&format!("{at}/extensions/{en}"), em);
+                            }
+                        }
+                    }
+                }
             }
         }
-        _ => {}
     }
 }
 
@@ -407,7 +407,7 @@ pub fn check(validator: &Validator, object: &Value, problems: &mut Vec<Problem>)
         }
     }
 
-    timestamps(object, &mut Vec::new(), problems, 0);
+    timestamps(map, problems);
     ordering(ty, map, problems);
 
     // Custom object types and custom property names (§1.1, §1.9).

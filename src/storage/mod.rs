@@ -70,11 +70,18 @@ pub enum StorageError {
 impl StorageError {
     /// Whether the database is only busy or out of connections (worth a 503 and a retry).
     pub fn is_busy(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as K;
         match self {
             StorageError::Unavailable(_) => true,
-            StorageError::Backend(diesel::result::Error::DatabaseError(_, info)) => {
+            StorageError::Backend(diesel::result::Error::DatabaseError(kind, info)) => {
                 let m = info.message();
-                m.contains("database is locked") || m.contains("database is busy")
+                matches!(kind, K::SerializationFailure | K::ClosedConnection | K::UnableToSendCommand)
+                    || m.contains("database is locked")
+                    || m.contains("database is busy")
+                    || m.contains("deadlock detected")
+                    || m.contains("lock timeout")
+                    || m.contains("statement timeout")
+                    || m.contains("could not obtain lock")
             }
             _ => false,
         }
@@ -120,9 +127,15 @@ impl DbUrl {
 /// PostgreSQL with libpq's own error messages kept.
 pub fn open(url: &DbUrl) -> StorageResult<Conn> {
     match url {
-        DbUrl::Postgres(u) => PgConnection::establish(u)
-            .map(AnyConnection::Postgresql)
-            .map_err(|e| StorageError::Connection(e.to_string().trim().to_owned())),
+        DbUrl::Postgres(u) => {
+            let mut c =
+                PgConnection::establish(u).map_err(|e| StorageError::Connection(e.to_string().trim().to_owned()))?;
+            // Nothing may wait forever: a writer blocked on another node's lock, or a runaway
+            // statement, turns into an error (503) instead of a stuck request.
+            c.batch_execute("SET lock_timeout = '15s'; SET statement_timeout = '120s';")
+                .map_err(StorageError::Backend)?;
+            Ok(AnyConnection::Postgresql(c))
+        }
         DbUrl::Sqlite(path) => {
             let mut c = SqliteConnection::establish(path).map_err(|e| StorageError::Connection(e.to_string()))?;
             c.batch_execute(
@@ -163,7 +176,13 @@ impl ManageConnection for Manager {
 pub fn migrate(c: &mut Conn) -> StorageResult<usize> {
     let ran = match c {
         AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        AnyConnection::Postgresql(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+        AnyConnection::Postgresql(c) => {
+            // Nodes starting together must not run the same migration twice.
+            c.batch_execute("SELECT pg_advisory_lock(724031)").map_err(StorageError::Backend)?;
+            let ran = c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len());
+            c.batch_execute("SELECT pg_advisory_unlock(724031)").map_err(StorageError::Backend)?;
+            ran
+        }
     };
     ran.map_err(|e| StorageError::Connection(format!("migration failed: {e}")))
 }
@@ -172,24 +191,28 @@ pub fn migrate(c: &mut Conn) -> StorageResult<usize> {
 #[derive(Clone)]
 pub struct Storage {
     pool: r2d2::Pool<Manager>,
-    writer: Arc<Mutex<Conn>>,
+    /// SQLite only: the one writer connection (SQLite has one writer at a time anyway). On
+    /// PostgreSQL writes take pooled connections and run concurrently; row locks order them.
+    writer: Option<Arc<Mutex<Conn>>>,
 }
 
 impl Storage {
     /// Opens the database, optionally applying pending migrations first.
     pub fn connect(url: &str, pool_size: u32, run_migrations: bool) -> StorageResult<Storage> {
         let url = DbUrl::parse(url)?;
-        let mut writer = open(&url)?;
+        let mut first = open(&url)?;
         if run_migrations {
-            migrate(&mut writer)?;
+            migrate(&mut first)?;
         }
+        let writer = if url.is_postgres() { None } else { Some(Arc::new(Mutex::new(first))) };
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(2))
+            .test_on_check_out(true)
             .build(Manager(url))
             .map_err(|e| StorageError::Connection(e.to_string()))?;
-        Ok(Storage { pool, writer: Arc::new(Mutex::new(writer)) })
+        Ok(Storage { pool, writer })
     }
 
     /// Runs a blocking read on a pooled connection.
@@ -200,7 +223,12 @@ impl Storage {
 
     /// Runs a blocking write on the writer connection, inside `BEGIN IMMEDIATE … COMMIT`.
     pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Conn) -> StorageResult<T>) -> StorageResult<T> {
-        let mut guard = match self.writer.lock() {
+        let Some(writer) = &self.writer else {
+            // PostgreSQL: a pooled connection (checked on check-out, replaced when broken).
+            let mut c = self.pool.get()?;
+            return (*c).transaction(f);
+        };
+        let mut guard = match writer.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -274,7 +302,20 @@ pub fn generation(c: &mut Conn) -> StorageResult<i64> {
 
 /// Bumps the policy generation (call inside the changing transaction).
 pub fn bump_generation(c: &mut Conn) -> StorageResult<i64> {
-    let g = generation(c)? + 1;
-    meta_set(c, "generation", &g.to_string())?;
-    Ok(g)
+    // One atomic increment, so two concurrent changes can never both write the same value.
+    meta_insert_if_absent(c, "generation", "0")?;
+    diesel::sql_query("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'generation'")
+        .execute(c)?;
+    generation(c)
+}
+
+/// Inserts a meta value unless the key exists; returns the value now stored (the first writer's
+/// value wins, so nodes starting together agree, e.g. on the server key).
+pub fn meta_insert_if_absent(c: &mut Conn, key: &str, value: &str) -> StorageResult<String> {
+    use schema::meta::dsl as m;
+    per_backend!(&mut *c, |c| diesel::insert_into(m::meta)
+        .values((m::key.eq(key), m::value.eq(value)))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(meta_get(c, key)?.unwrap_or_else(|| value.to_owned()))
 }

@@ -111,6 +111,9 @@ pub fn insert(
     items: &[NewObject],
     now: Micros,
 ) -> StorageResult<Vec<Outcome>> {
+    // Lock the collection's clock first (PostgreSQL): everything read below is then stable
+    // against other writers to this collection until the transaction ends.
+    let last = last_date_added(c, collection)?;
     // Versions already stored for the ids of this envelope: id -> [(version_key, spec, version)].
     let mut ids: Vec<&str> = items.iter().map(|o| o.head.id.as_str()).collect();
     ids.sort_unstable();
@@ -127,7 +130,7 @@ pub fn insert(
         }
     }
 
-    let mut next = last_date_added(c, collection)?.map_or(now, |last| now.max(last + 1));
+    let mut next = last.map_or(now, |last| now.max(last + 1));
     let mut outcomes = Vec::with_capacity(items.len());
     let mut rows: Vec<NewRow<'_>> = Vec::with_capacity(items.len());
     let mut seen: HashMap<&str, Vec<(String, String, String)>> = HashMap::new();
@@ -393,6 +396,8 @@ pub fn exists(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<bo
 pub fn delete(c: &mut Conn, collection: &str, stix_id: &str, filter: &Filter) -> StorageResult<usize> {
     let p = PageQuery { collection, object: Some(stix_id), filter, after: None, fetch: i64::MAX };
     let q = objects::table.select(objects::seq).into_boxed();
+    // Same lock as inserts: flag recomputation must not interleave with a writer's.
+    last_date_added(c, collection)?;
     let seqs: Vec<i64> = apply(q, &p).load(c)?;
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
         diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;

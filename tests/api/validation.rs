@@ -161,3 +161,34 @@ fn policy_changes_apply_to_the_running_server() {
     assert!(out.contains("(sharing policy)"), "{out}");
     assert!(wait_until(|| post(&s, OPEN, vec![marked(TLP1_RED)])["failure_count"] == 1));
 }
+
+#[test]
+fn review_regressions_case_nesting_and_extensions() {
+    let s = server();
+    // An upper-case spelling of TLP:RED's id is still TLP:RED.
+    let st = post(
+        &s,
+        STRICT,
+        vec![marked(&TLP1_RED.to_ascii_uppercase().replace("MARKING-DEFINITION", "marking-definition"))],
+    );
+    assert_eq!(st["failure_count"], 1, "{st}");
+    assert!(failure_messages(&st)[0].contains("TLP:RED"));
+    // Custom content is not assumed to hold timestamps.
+    let mut custom = malware(&new_id("malware"));
+    custom["x_acme_schedule"] = json!({"start": "09:00", "end": "17:00"});
+    assert_eq!(post(&s, OPEN, vec![custom])["failure_count"], 0);
+    // Extension-definition extensions are custom content for a collection that refuses it.
+    let mut ext = marked(TLP1_GREEN);
+    ext["extensions"] = json!({"extension-definition--d83fce45-ef58-4c6c-a3f4-1fbc32e98c6e":
+        {"extension_type": "property-extension", "rank": 5}});
+    let st = post(&s, STRICT, vec![ext]);
+    assert!(failure_messages(&st)[0].contains("custom extensions"), "{st}");
+    // Ids differing only in the case of their hex digits are one object.
+    let id = new_id("malware");
+    let mut upper = malware(&id.to_ascii_uppercase().replace("MALWARE", "malware"));
+    upper["name"] = json!("upper");
+    assert_eq!(post(&s, OPEN, vec![upper])["success_count"], 1);
+    let again = post(&s, OPEN, vec![malware(&id)]);
+    assert!(again["successes"][0]["message"].as_str().unwrap_or_default().contains("already"), "{again}");
+    s.get(&format!("{}{}/", objects_path(OPEN), id), &as_("alice")).expect(200);
+}
