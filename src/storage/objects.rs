@@ -273,6 +273,11 @@ type Cond<'a> = Box<dyn BoxableExpression<objects::table, MultiBackend, SqlType 
 
 /// Applies the filters (T-063, §3.4.1) and the keyset position to a query.
 fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
+    // Queries for given ids match few rows: SQLite's planner (no statistics) must look them up
+    // through the (collection_id, stix_id, …) index rather than walk a type/latest/date_added
+    // index over the whole collection, so those other terms are written as expressions it
+    // cannot use an index for (`latest + 0`, `stix_type || ''`, `date_added + 0`).
+    let by_id = p.object.is_some() || !p.filter.ids.is_empty();
     let f = p.filter;
     q = q.filter(objects::collection_id.eq(p.collection));
     if let Some(id) = p.object {
@@ -282,7 +287,12 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
         q = q.filter(objects::stix_id.eq_any(f.ids.clone()));
     }
     if !f.types.is_empty() {
-        q = q.filter(objects::stix_type.eq_any(f.types.clone()));
+        if by_id {
+            // Keep the planner on the id index (see below).
+            q = q.filter(objects::stix_type.concat("").eq_any(f.types.clone()));
+        } else {
+            q = q.filter(objects::stix_type.eq_any(f.types.clone()));
+        }
     }
     // Spec versions (T-218, T-219) and versions (T-214..T-217). The per-spec flags are exact
     // within one spec version; over several spec versions the *_any flags apply. Without
@@ -311,7 +321,11 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
         VersionSel::Some { first, last, explicit } => {
             if *last && !*first && explicit.is_empty() && f.spec_versions.is_empty() {
                 // The default view: one index range.
-                q = q.filter(objects::latest.eq(1));
+                if by_id {
+                    q = q.filter((objects::latest + 0).eq(1));
+                } else {
+                    q = q.filter(objects::latest.eq(1));
+                }
             } else {
                 let mut cond: Option<Cond<'a>> = None;
                 let mut or = |c: Cond<'a>| {
@@ -342,7 +356,11 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     if let Some(t) = lower {
         q = q.filter(objects::date_added.gt(t));
     }
-    q.order(objects::date_added.asc()).limit(p.fetch)
+    if by_id {
+        q.order((objects::date_added + 0i64).asc()).limit(p.fetch)
+    } else {
+        q.order(objects::date_added.asc()).limit(p.fetch)
+    }
 }
 
 /// A page of versions with their JSON text, streamed row by row: it stops after `p.fetch` rows,
