@@ -27,18 +27,8 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
         ))
         .order(api_roots::name)
         .load(c)?;
-    let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> = collections::table
-        .select((
-            collections::id,
-            collections::api_root_id,
-            collections::title,
-            collections::description,
-            collections::alias,
-            collections::public_read,
-            collections::sharing,
-        ))
-        .order(collections::id)
-        .load(c)?;
+    let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> =
+        collections::table.select(collection_cols()).order(collections::id).load(c)?;
     let rows: Vec<(i64, String, i32, i32)> = grants::table
         .inner_join(group_members::table.on(group_members::group_id.eq(grants::group_id)))
         .select((group_members::partner_id, grants::collection_id, grants::can_read, grants::can_write))
