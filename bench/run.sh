@@ -154,8 +154,12 @@ server_log_tail() { [[ -f $1 ]] && tail -n 30 "$1" >&2 || true; }
 # ---- build, data ------------------------------------------------------------------------------
 log "build (release)"
 (cd "$REPO" && cargo build --release --bin concordia --bin taxii-bench)
-CONCORDIA="$CARGO_TARGET_DIR/release/concordia"
-BENCH="$CARGO_TARGET_DIR/release/taxii-bench"
+# Copies: a build by someone else in the same (shared) target directory must not swap the
+# binaries in the middle of a run.
+mkdir -p "$WORK/bin"
+cp "$CARGO_TARGET_DIR/release/concordia" "$CARGO_TARGET_DIR/release/taxii-bench" "$WORK/bin/"
+CONCORDIA="$WORK/bin/concordia"
+BENCH="$WORK/bin/taxii-bench"
 
 log "data: validate a sample with concordia validate"
 "$BENCH" generate --count 2000 --seed "$SEED" --format envelopes --out "$WORK/sample.ndjson" >&2
