@@ -26,7 +26,11 @@ fn main() {
         String::from("/// (path relative to schemas/, file contents)\npub static SCHEMA_FILES: &[(&str, &str)] = &[\n");
     for f in &files {
         let rel = f.strip_prefix(root.join("schemas")).unwrap_or(f).to_string_lossy().replace('\\', "/");
-        code.push_str(&format!("    ({rel:?}, include_str!({:?})),\n", f.display().to_string()));
+        // The path is resolved when the crate compiles, not baked in here: a checkout at another
+        // path that shares the target directory reuses this build script's output.
+        code.push_str(&format!(
+            "    ({rel:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/schemas/{rel}\"))),\n"
+        ));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("schemas.rs");

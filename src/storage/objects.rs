@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 
 use super::schema::{collection_clock, objects};
-use super::{per_backend, AnyConnection, Conn, MultiBackend, StorageResult};
+use super::{per_backend, AnyConnection, Conn, MultiBackend, StorageError, StorageResult};
 use crate::model::filter::{Filter, VersionSel};
 use crate::model::stix::ObjectHead;
 use crate::model::time::{format_taxii, version_key_from_micros, Micros};
@@ -113,6 +113,7 @@ pub fn insert(
 ) -> StorageResult<Vec<Outcome>> {
     // Lock the collection's clock first (PostgreSQL): everything read below is then stable
     // against other writers to this collection until the transaction ends.
+    let t0 = std::time::Instant::now();
     let last = last_date_added(c, collection)?;
     // Versions already stored for the ids of this envelope: id -> [(version_key, spec, version)].
     let mut ids: Vec<&str> = items.iter().map(|o| o.head.id.as_str()).collect();
@@ -130,6 +131,7 @@ pub fn insert(
         }
     }
 
+    let t_lookup = t0.elapsed();
     let mut next = last.map_or(now, |last| now.max(last + 1));
     let mut outcomes = Vec::with_capacity(items.len());
     let mut rows: Vec<NewRow<'_>> = Vec::with_capacity(items.len());
@@ -184,7 +186,27 @@ pub fn insert(
     // An id first seen in this batch and then again: its first row was inserted as "fresh" with
     // all flags set; the recompute below fixes it.
     for chunk in rows.chunks(INSERT_CHUNK) {
-        per_backend!(&mut *c, |c| diesel::insert_into(objects::table).values(chunk).execute(c))?;
+        // On SQLite, `OR IGNORE` spares a statement journal (a copy of every page the INSERT
+        // touches, kept so that a failing constraint could undo just this statement). Nothing
+        // may actually be ignored: the versions were looked up above under the write lock, so a
+        // short count means a broken invariant, and the whole transaction is rolled back.
+        let inserted = match &mut *c {
+            AnyConnection::Sqlite(c) => {
+                let mut n = 0;
+                for row in chunk {
+                    n += diesel::insert_or_ignore_into(objects::table).values(row).execute(c)?;
+                }
+                n
+            }
+            AnyConnection::Postgresql(c) => diesel::insert_into(objects::table).values(chunk).execute(c)?,
+        };
+        if inserted != chunk.len() {
+            return Err(StorageError::Conflict(format!(
+                "{} of {} object versions were already stored in collection {collection}",
+                chunk.len() - inserted,
+                chunk.len()
+            )));
+        }
     }
     if let Some(last) = rows.last() {
         advance_clock(c, collection, last.date_added)?;
@@ -192,6 +214,11 @@ pub fn insert(
     for id in needs_recompute {
         recompute_flags(c, collection, id)?;
     }
+    tracing::trace!(
+        lookup_ms = t_lookup.as_secs_f64() * 1e3,
+        insert_ms = (t0.elapsed() - t_lookup).as_secs_f64() * 1e3,
+        "insert objects"
+    );
     Ok(outcomes)
 }
 
