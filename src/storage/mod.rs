@@ -160,19 +160,44 @@ const SQLITE_WRITER_PRAGMAS: &str =
 /// How often the checkpointer looks at the WAL.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// The row `PRAGMA wal_checkpoint` answers: frames in the WAL and frames copied back.
+#[derive(QueryableByName)]
+struct CheckpointRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    checkpointed: i32,
+}
+
 /// Starts the SQLite checkpointer: a thread with its own connection that runs a passive
-/// checkpoint (never blocks readers or the writer) every [`CHECKPOINT_EVERY`], until the
-/// storage's writer is dropped.
+/// checkpoint (it never blocks readers or the writer) every [`CHECKPOINT_EVERY`], until the
+/// storage's writer is dropped. Once the WAL is fully copied back and nothing was written for a
+/// whole period, it empties the WAL file (if no reader holds it at that moment): readers then
+/// find every page in the database file instead of searching a WAL left over from a bulk load.
 fn spawn_checkpointer(path: String, writer: std::sync::Weak<Mutex<Conn>>) -> StorageResult<()> {
-    let mut conn = open(&DbUrl::Sqlite(path))?;
+    let AnyConnection::Sqlite(mut conn) = open(&DbUrl::Sqlite(path))? else {
+        return Err(StorageError::Connection("the checkpointer needs a SQLite database".into()));
+    };
+    // Never wait for a reader or the writer: a busy moment is simply retried a period later.
+    conn.batch_execute("PRAGMA busy_timeout = 0").map_err(StorageError::Backend)?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
-            let mut failing = false;
+            let (mut failing, mut last_log) = (false, -1);
             while writer.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                match conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
-                    Ok(()) => failing = false,
+                let r = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<CheckpointRow>(&mut conn);
+                match r {
+                    Ok(r) => {
+                        failing = false;
+                        if r.log > 0 && r.checkpointed == r.log && r.log == last_log {
+                            // Idle and fully copied: empty the WAL. Busy (a reader or writer
+                            // just started) is not an error; the next idle period tries again.
+                            let _ = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+                                .get_result::<CheckpointRow>(&mut conn);
+                        }
+                        last_log = r.log;
+                    }
                     Err(e) if !failing => {
                         failing = true;
                         tracing::warn!(error = %e, "WAL checkpoint failed; the writer's own checkpoint takes over");
@@ -363,4 +388,33 @@ pub fn meta_insert_if_absent(c: &mut Conn, key: &str, value: &str) -> StorageRes
         .on_conflict_do_nothing()
         .execute(c))?;
     Ok(meta_get(c, key)?.unwrap_or_else(|| value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer does not checkpoint on commit; the checkpointer copies the WAL back and, once
+    /// writes stop, empties the WAL file.
+    #[test]
+    fn checkpointer_empties_the_wal_after_writes_stop() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("c.db");
+        let storage = Storage::connect(&path.to_string_lossy(), 2, true)?;
+        let wal = dir.path().join("c.db-wal");
+        for i in 0..200 {
+            storage.write_blocking(|c| meta_set(c, &format!("k{i}"), &"x".repeat(2000)))?;
+        }
+        let grown = std::fs::metadata(&wal)?.len();
+        assert!(grown > 100_000, "the writes should have gone to the WAL ({grown} bytes)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&wal)?.len() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the WAL was not emptied within 5 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Nothing was lost on the way.
+        let n: i64 = storage.read_blocking(|c| Ok(schema::meta::table.count().get_result(c)?))?;
+        assert!(n >= 200);
+        Ok(())
+    }
 }
