@@ -342,6 +342,23 @@ fn parse_envelope(
 
 /// Below this many objects an envelope is checked on the calling thread alone.
 const PARALLEL_FROM: usize = 128;
+/// Objects per task when an envelope is checked on the pool.
+const CHECK_CHUNK: usize = 64;
+
+/// The threads that check large envelopes: one per core, shared by all requests. A fixed pool
+/// (rather than threads per request) bounds the work in flight, and keeps allocation on a few
+/// threads, so glibc does not grow a memory pool for every thread that ever parsed an envelope.
+fn check_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("stix-check-{i}"))
+            .build()
+            .map_err(|e| tracing::warn!(error = %e, "no STIX check pool; envelopes are checked on one thread"))
+            .ok()
+    })
+    .as_ref()
+}
 
 /// Checks the objects of one envelope, on every core when the envelope is large (one client
 /// posting big envelopes one after another would otherwise leave the other cores idle). Results
@@ -351,6 +368,7 @@ fn prepare_all(
     sharing: &SharingPolicy,
     objects: &[&RawValue],
 ) -> (Vec<NewObject>, Vec<StatusDetail>) {
+    use rayon::prelude::*;
     let check = |offset: usize, part: &[&RawValue]| {
         let mut items = Vec::with_capacity(part.len());
         let mut failures = Vec::new();
@@ -362,28 +380,10 @@ fn prepare_all(
         }
         (items, failures)
     };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(objects.len() / PARALLEL_FROM);
-    if threads <= 1 {
-        return check(0, objects);
-    }
-    let per = objects.len().div_ceil(threads);
-    let parts: Vec<(Vec<NewObject>, Vec<StatusDetail>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = objects
-            .chunks(per)
-            .enumerate()
-            .skip(1)
-            .map(|(n, part)| {
-                let check = &check;
-                s.spawn(move || check(n * per, part))
-            })
-            .collect();
-        let mut parts = vec![check(0, objects.get(..per).unwrap_or(objects))];
-        for h in handles {
-            // A panic in a checker thread is a bug; re-raise it on this thread, where the
-            // request's task turns it into a 500 like any other panic.
-            parts.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-        parts
+    let pool = check_pool().filter(|_| objects.len() >= PARALLEL_FROM);
+    let Some(pool) = pool else { return check(0, objects) };
+    let parts: Vec<(Vec<NewObject>, Vec<StatusDetail>)> = pool.install(|| {
+        objects.par_chunks(CHECK_CHUNK).enumerate().map(|(n, part)| check(n * CHECK_CHUNK, part)).collect()
     });
     let mut items = Vec::with_capacity(objects.len());
     let mut failures = Vec::new();

@@ -140,7 +140,7 @@ pub fn open(url: &DbUrl) -> StorageResult<Conn> {
             let mut c = SqliteConnection::establish(path).map_err(|e| StorageError::Connection(e.to_string()))?;
             c.batch_execute(
                 "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -8192;",
+                 PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -2048;",
             )
             .map_err(StorageError::Backend)?;
             Ok(AnyConnection::Sqlite(c))
@@ -256,6 +256,27 @@ pub struct Storage {
     /// SQLite only: the one writer connection (SQLite has one writer at a time anyway). On
     /// PostgreSQL writes take pooled connections and run concurrently; row locks order them.
     writer: Option<Arc<Mutex<Conn>>>,
+    /// SQLite only: the thread that runs the server's writes ([`Storage::write`]). One thread,
+    /// rather than whichever blocking thread is free, so SQLite's page cache and each write's
+    /// allocations stay in one glibc memory pool instead of spreading over one per thread.
+    jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
+}
+
+/// A write for the writer thread.
+type WriteJob = Box<dyn FnOnce() + Send + 'static>;
+
+/// Starts the writer thread; it ends when the last [`Storage`] handle is dropped.
+fn spawn_writer_thread() -> StorageResult<std::sync::mpsc::Sender<WriteJob>> {
+    let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || {
+            for job in rx {
+                job();
+            }
+        })
+        .map_err(|e| StorageError::Connection(format!("cannot start the writer thread: {e}")))?;
+    Ok(tx)
 }
 
 impl Storage {
@@ -266,13 +287,13 @@ impl Storage {
         if run_migrations {
             migrate(&mut first)?;
         }
-        let writer = match &url {
-            DbUrl::Postgres(_) => None,
+        let (writer, jobs) = match &url {
+            DbUrl::Postgres(_) => (None, None),
             DbUrl::Sqlite(path) => {
                 first.batch_execute(SQLITE_WRITER_PRAGMAS).map_err(StorageError::Backend)?;
                 let writer = Arc::new(Mutex::new(first));
                 spawn_checkpointer(path.clone(), Arc::downgrade(&writer))?;
-                Some(writer)
+                (Some(writer), Some(spawn_writer_thread()?))
             }
         };
         let pool = r2d2::Pool::builder()
@@ -282,7 +303,7 @@ impl Storage {
             .test_on_check_out(true)
             .build(Manager(url))
             .map_err(|e| StorageError::Connection(e.to_string()))?;
-        Ok(Storage { pool, writer })
+        Ok(Storage { pool, writer, jobs })
     }
 
     /// Runs a blocking read on a pooled connection.
@@ -324,16 +345,29 @@ impl Storage {
             .map_err(|e| StorageError::Unavailable(Box::new(e)))?
     }
 
-    /// Runs a write transaction on the blocking thread pool.
+    /// Runs a write transaction: on SQLite on the writer thread, on PostgreSQL on the blocking
+    /// thread pool.
     pub async fn write<T, F>(&self, f: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Conn) -> StorageResult<T> + Send + 'static,
     {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.write_blocking(f))
-            .await
-            .map_err(|e| StorageError::Unavailable(Box::new(e)))?
+        let Some(jobs) = &self.jobs else {
+            return tokio::task::spawn_blocking(move || this.write_blocking(f))
+                .await
+                .map_err(|e| StorageError::Unavailable(Box::new(e)))?;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move || {
+            // A panic stays in this job: its request fails (the sender is dropped unanswered)
+            // and the writer thread goes on with the next write.
+            if let Ok(r) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.write_blocking(f))) {
+                let _ = tx.send(r);
+            }
+        });
+        jobs.send(job).map_err(|e| StorageError::Unavailable(Box::new(std::io::Error::other(e.to_string()))))?;
+        rx.await.map_err(|e| StorageError::Unavailable(Box::new(e)))?
     }
 }
 
