@@ -16,8 +16,6 @@ use crate::model::filter::{Filter, VersionSel};
 use crate::model::stix::ObjectHead;
 use crate::model::time::{format_taxii, version_key_from_micros, Micros};
 
-/// Rows per INSERT statement (14 columns each, well under SQLite's variable limit).
-const INSERT_CHUNK: usize = 500;
 /// Ids per `IN (...)` list.
 const LOOKUP_CHUNK: usize = 500;
 
@@ -41,7 +39,7 @@ pub enum Outcome {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = objects)]
+#[diesel(table_name = objects, treat_none_as_default_value = false)]
 struct NewRow<'a> {
     collection_id: &'a str,
     stix_id: &'a str,
@@ -185,31 +183,33 @@ pub fn insert(
     }
     // An id first seen in this batch and then again: its first row was inserted as "fresh" with
     // all flags set; the recompute below fixes it.
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        // On SQLite, `OR IGNORE` spares a statement journal (a copy of every page the INSERT
-        // touches, kept so that a failing constraint could undo just this statement). Nothing
-        // may actually be ignored: the versions were looked up above under the write lock, so a
-        // short count means a broken invariant, and the whole transaction is rolled back.
-        let inserted = match &mut *c {
-            AnyConnection::Sqlite(c) => {
-                let mut n = 0;
-                for row in chunk {
-                    n += diesel::insert_or_ignore_into(objects::table).values(row).execute(c)?;
-                }
-                n
+    let (last_added, count) = (rows.last().map(|r| r.date_added), rows.len());
+    let inserted = match &mut *c {
+        // On SQLite: one prepared single-row statement, run per row (a multi-row INSERT is
+        // parsed and compiled anew for every envelope), with `OR IGNORE`, which spares a
+        // statement journal (a copy of every page the INSERT touches, kept so that a failing
+        // constraint could undo just this statement).
+        AnyConnection::Sqlite(c) => {
+            let mut n = 0;
+            for row in &rows {
+                n += diesel::insert_or_ignore_into(objects::table).values(row).execute(c)?;
             }
-            AnyConnection::Postgresql(c) => diesel::insert_into(objects::table).values(chunk).execute(c)?,
-        };
-        if inserted != chunk.len() {
-            return Err(StorageError::Conflict(format!(
-                "{} of {} object versions were already stored in collection {collection}",
-                chunk.len() - inserted,
-                chunk.len()
-            )));
+            n
         }
+        // On PostgreSQL: COPY (binary) rather than a multi-row INSERT, which PostgreSQL would
+        // parse and plan with 15 parameters per row on every envelope.
+        AnyConnection::Postgresql(c) => diesel::copy_from(objects::table).from_insertable(rows).execute(c)?,
+    };
+    // Nothing may have been ignored: the versions were looked up above under the write lock, so
+    // a short count means a broken invariant, and the whole transaction is rolled back.
+    if inserted != count {
+        return Err(StorageError::Conflict(format!(
+            "{} of {count} object versions were already stored in collection {collection}",
+            count - inserted
+        )));
     }
-    if let Some(last) = rows.last() {
-        advance_clock(c, collection, last.date_added)?;
+    if let Some(last) = last_added {
+        advance_clock(c, collection, last)?;
     }
     for id in needs_recompute {
         recompute_flags(c, collection, id)?;
