@@ -99,6 +99,10 @@ def read_cell(r, notes, cap):
         why = short_error(r.get("errors")) or "no page"
         return f"no page in {r['seconds']:.0f} s ({why})", None
     cell = f"{num(r['objects_per_s'])} obj/s"
+    if r.get("page_p50_ms") is not None and r.get("pages", 0) > 1:
+        # The per-page cost is what must stay flat as the collection grows; at 10k objects the
+        # rate is 10 pages and mostly the first one (cold caches).
+        cell += f" (page p50 {r['page_p50_ms']:.1f} ms)"
     checks = []
     if r.get("duplicates"):
         checks.append(f"{num(r['duplicates'])} duplicates")
@@ -352,7 +356,10 @@ def main():
                 if r and not r.get("failed"):
                     series.append((size, r.get("objects_per_s", 0), r.get("ok")))
             top_rate = next((x[1] for x in series if x[0] == top), None)
-            flat = " → ".join(f"{size_label(z)}: {num(v)}" for z, v, _ in series)
+            pages = {z: (one("read", s, z) or {}).get("page_p50_ms") for z, _, _ in series}
+            flat = " → ".join(
+                f"{size_label(z)}: {num(v)}" + (f" (page p50 {pages[z]:.1f} ms)" if pages.get(z) is not None else "")
+                for z, v, _ in series)
             ok = top_rate is not None and top_rate >= need and all(x[2] for x in series)
             cells.append(f"{flat} obj/s, ≥ {need:,}: {verdict(ok)}" if series else "—")
         w("| full read: ≥ 300,000 obj/s SQLite, ≥ 150,000 PostgreSQL, flat from 10k to 1M | "
