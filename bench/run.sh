@@ -101,7 +101,9 @@ run_start=$(date +%s)
 run_date="$(date -u '+%Y-%m-%d %H:%M UTC')"
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 run_commit="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-(cd "$REPO" && git diff --quiet HEAD 2>/dev/null) || run_commit+=" with uncommitted changes"
+# (the run's own output files do not count: results.jsonl is emptied just above)
+(cd "$REPO" && git diff --quiet HEAD -- . ':!bench/results.md' ':!bench/results.jsonl' 2>/dev/null) \
+  || run_commit+=" with uncommitted changes"
 
 # ---- server lifecycle -------------------------------------------------------------------------
 server_pid=""
