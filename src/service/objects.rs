@@ -346,8 +346,7 @@ const PARALLEL_FROM: usize = 128;
 const CHECK_CHUNK: usize = 64;
 
 /// The threads that check large envelopes: one per core, shared by all requests. A fixed pool
-/// (rather than threads per request) bounds the work in flight, and keeps allocation on a few
-/// threads, so glibc does not grow a memory pool for every thread that ever parsed an envelope.
+/// (rather than threads per request) bounds the checking work in flight to the cores there are.
 fn check_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
@@ -380,7 +379,8 @@ fn prepare_all(
         }
         (items, failures)
     };
-    let pool = check_pool().filter(|_| objects.len() >= PARALLEL_FROM);
+    // Small envelopes never touch (or start) the pool.
+    let pool = if objects.len() >= PARALLEL_FROM { check_pool() } else { None };
     let Some(pool) = pool else { return check(0, objects) };
     let parts: Vec<(Vec<NewObject>, Vec<StatusDetail>)> = pool.install(|| {
         objects.par_chunks(CHECK_CHUNK).enumerate().map(|(n, part)| check(n * CHECK_CHUNK, part)).collect()

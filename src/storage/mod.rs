@@ -117,10 +117,6 @@ impl DbUrl {
         }
         Ok(DbUrl::Sqlite(path.to_owned()))
     }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, DbUrl::Postgres(_))
-    }
 }
 
 /// Opens one connection: SQLite with the pragmas every connection needs (busy_timeout first),
@@ -256,9 +252,9 @@ pub struct Storage {
     /// SQLite only: the one writer connection (SQLite has one writer at a time anyway). On
     /// PostgreSQL writes take pooled connections and run concurrently; row locks order them.
     writer: Option<Arc<Mutex<Conn>>>,
-    /// SQLite only: the thread that runs the server's writes ([`Storage::write`]). One thread,
-    /// rather than whichever blocking thread is free, so SQLite's page cache and each write's
-    /// allocations stay in one glibc memory pool instead of spreading over one per thread.
+    /// SQLite only: the thread that runs the server's writes ([`Storage::write`]). Writes wait
+    /// in its queue instead of each holding a blocking thread on the writer's lock, and the
+    /// writer connection's page cache is always allocated and freed by the same thread.
     jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
 }
 
