@@ -99,6 +99,10 @@ struct ServeArgs {
     /// Allow plain HTTP on a non-loopback address because a TLS proxy terminates HTTPS.
     #[arg(long)]
     behind_tls_proxy: bool,
+    /// The base URL partners use, e.g. https://taxii.example.org (behind a proxy, the proxy's);
+    /// discovery answers with absolute URLs built from it.
+    #[arg(long)]
+    public_url: Option<String>,
     /// Serve collections marked public to requests without credentials.
     #[arg(long)]
     anonymous_read: bool,
@@ -204,6 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tls_cert: a.tls_cert.clone(),
                 tls_key: a.tls_key.clone(),
                 behind_tls_proxy: a.behind_tls_proxy.then_some(true),
+                public_url: a.public_url.clone(),
                 anonymous_read: a.anonymous_read.then_some(true),
                 workers: a.workers,
                 ..Layer::default()
@@ -420,22 +425,19 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
 }
 
 /// Reads a STIX file and returns its objects as raw JSON texts: a bundle or envelope
-/// (`{"objects": [...]}`), a JSON list of objects, or one object.
+/// (`{"objects": [...]}`, top-level member names unique), a JSON list of objects, or one object.
 fn read_objects(text: &str) -> anyhow::Result<Vec<&serde_json::value::RawValue>> {
     use serde_json::value::RawValue;
-    #[derive(serde::Deserialize)]
-    struct Container<'a> {
-        #[serde(borrow)]
-        objects: Option<Vec<&'a RawValue>>,
-    }
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
+    if text.trim_start().starts_with('[') {
         return Ok(serde_json::from_str::<Vec<&RawValue>>(text)?);
     }
-    let raw: &RawValue = serde_json::from_str(text)?;
-    match serde_json::from_str::<Container<'_>>(raw.get()) {
-        Ok(Container { objects: Some(objects) }) => Ok(objects),
-        _ => Ok(vec![raw]),
+    match crate::model::ijson::read_container(text) {
+        Ok(Some(objects)) => Ok(objects),
+        // An object without an `objects` list is one STIX object.
+        Ok(None) | Err(crate::model::ijson::ContainerError::NotAnEnvelope(_)) => {
+            Ok(vec![serde_json::from_str::<&RawValue>(text)?])
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -455,21 +457,17 @@ fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
         let objects = match read_objects(&text) {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("{}: not JSON: {e}", file.display());
+                eprintln!("{}: cannot be read as STIX: {e}", file.display());
                 unreadable += 1;
                 continue;
             }
         };
         for (index, raw) in objects.iter().enumerate() {
             total += 1;
-            let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
-            let id = value.get("id").and_then(serde_json::Value::as_str).map(str::to_owned);
-            let mut problems = match crate::model::stix::read_head(raw.get(), index) {
-                Err(p) => vec![crate::stix::Problem::new("", "object", p.message)],
-                Ok(_) => Vec::new(),
+            let (id, problems) = match validator.check_object(None, raw.get(), index) {
+                Ok((head, _)) => (Some(head.id), Vec::new()),
+                Err(r) => (Some(r.id).filter(|id| !id.starts_with("objects[")), r.problems),
             };
-            problems.extend(validator.validate(&value));
-            problems.dedup();
             if !problems.is_empty() {
                 invalid += 1;
             }
@@ -513,7 +511,7 @@ fn import(storage: &Storage, collection: &str, partner: &str, batch: usize, file
         .collect::<anyhow::Result<_>>()?;
     let mut all = Vec::new();
     for (file, text) in &texts {
-        let objects = read_objects(text).with_context(|| format!("{} is not JSON", file.display()))?;
+        let objects = read_objects(text).with_context(|| format!("{} cannot be read as STIX", file.display()))?;
         all.extend(objects.into_iter().map(|o| (file, o)));
     }
     let bar = indicatif::ProgressBar::new(all.len() as u64);
@@ -525,7 +523,7 @@ fn import(storage: &Storage, collection: &str, partner: &str, batch: usize, file
     for (n, chunk) in all.chunks(batch).enumerate() {
         let mut items = Vec::with_capacity(chunk.len());
         for (i, (file, raw)) in chunk.iter().enumerate() {
-            match prepare_object(&validator, &col.sharing, raw.get(), n * batch + i) {
+            match prepare_object(&validator, Some(&col.sharing), raw.get(), n * batch + i) {
                 Ok(item) => items.push(item),
                 Err(f) => {
                     failed += 1;

@@ -24,6 +24,10 @@ pub struct Layer {
     pub tls_key: Option<PathBuf>,
     /// Allow plain HTTP on a non-loopback address because a TLS proxy sits in front.
     pub behind_tls_proxy: Option<bool>,
+    /// The base URL partners use to reach this server, e.g. `https://taxii.example.org` (behind
+    /// a TLS proxy: the proxy's public URL). Discovery answers with absolute URLs built from it.
+    /// Default: the scheme and address the server listens on.
+    pub public_url: Option<String>,
     /// Key that signs `next` tokens (at least 32 characters). Default: a random key generated
     /// once and kept in the database, so every node on the database shares it.
     pub server_key: Option<String>,
@@ -63,6 +67,7 @@ impl Layer {
             tls_cert,
             tls_key,
             behind_tls_proxy,
+            public_url,
             server_key,
             server_key_file,
             max_page_size,
@@ -96,6 +101,7 @@ impl Layer {
             tls_cert: var("tls_cert", problems),
             tls_key: var("tls_key", problems),
             behind_tls_proxy: var("behind_tls_proxy", problems),
+            public_url: var("public_url", problems),
             server_key: var("server_key", problems),
             server_key_file: var("server_key_file", problems),
             max_page_size: var("max_page_size", problems),
@@ -133,6 +139,8 @@ pub struct Config {
     pub database_url: String,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub behind_tls_proxy: bool,
+    /// Validated, without a trailing slash.
+    pub public_url: Option<String>,
     pub server_key: Option<Secret>,
     pub max_page_size: u64,
     pub status_retention_hours: u64,
@@ -198,6 +206,13 @@ impl Config {
                 "refusing to serve plain HTTP on non-loopback address {listen}: give --tls-cert/--tls-key, or --behind-tls-proxy if a TLS proxy terminates HTTPS"
             ));
         }
+        let public_url = l.public_url.as_deref().and_then(|u| match parse_public_url(u) {
+            Ok(u) => Some(u),
+            Err(why) => {
+                problems.push(format!("public_url '{u}' {why}"));
+                None
+            }
+        });
         let server_key = match (l.server_key, l.server_key_file) {
             (Some(_), Some(_)) => {
                 problems.push("set server_key or server_key_file, not both".into());
@@ -251,6 +266,7 @@ impl Config {
             database_url: l.database_url.unwrap_or_else(|| "sqlite://concordia.db".into()),
             tls,
             behind_tls_proxy,
+            public_url,
             server_key: server_key.map(Secret),
             max_page_size,
             status_retention_hours,
@@ -262,6 +278,25 @@ impl Config {
             json_logs,
         }
     }
+}
+
+/// Checks a public base URL: absolute http(s), a host, no credentials, query or fragment.
+/// Returns it without a trailing slash (a path prefix, for a proxy that adds one, is kept).
+fn parse_public_url(u: &str) -> Result<String, &'static str> {
+    let parsed = url::Url::parse(u).map_err(|_| "is not an absolute URL such as https://taxii.example.org")?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err("must start with https:// (or http://)");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host name");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must not have a query or a fragment");
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -278,6 +313,16 @@ mod tests {
     }
 
     #[test]
+    fn public_urls() {
+        assert_eq!(parse_public_url("https://taxii.example.org/").as_deref(), Ok("https://taxii.example.org"));
+        assert_eq!(parse_public_url("https://h.example:8443/hub/").as_deref(), Ok("https://h.example:8443/hub"));
+        assert_eq!(parse_public_url("HTTPS://H.Example").as_deref(), Ok("https://h.example"));
+        for bad in ["taxii.example.org", "/alliance/", "ftp://h.example", "https://u:p@h.example", "https://h/?q=1"] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported() {
         let l = Layer {
             listen: Some("0.0.0.0:8080".into()),
@@ -285,10 +330,11 @@ mod tests {
             max_page_size: Some(0),
             status_retention_hours: Some(1),
             log_format: Some("xml".into()),
+            public_url: Some("example.org".into()),
             ..Layer::default()
         };
         let mut problems = Vec::new();
         let _ = Config::validate(l, &mut problems);
-        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert_eq!(problems.len(), 6, "{problems:#?}");
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use crate::auth::{random_secret_hex, Authenticator};
 use crate::config::Config;
+use crate::http::PublicBase;
 use crate::service::{Service, Settings};
 use crate::storage::{self, Storage};
 
@@ -41,9 +42,33 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<r
     Ok(cfg)
 }
 
+/// The base of the absolute URLs in discovery: `public_url`, else the address listened on; when
+/// that is every address (or a TLS proxy sits in front without `public_url`), the host each
+/// request names.
+fn public_base(config: &Config, scheme: &'static str, addr: std::net::SocketAddr) -> PublicBase {
+    if let Some(url) = &config.public_url {
+        return PublicBase::Fixed(url.clone());
+    }
+    if config.behind_tls_proxy {
+        let fallback = format!("https://{addr}");
+        tracing::warn!(
+            "behind a TLS proxy without public_url: discovery builds its URLs from the Host header the proxy \
+             forwards; set public_url (e.g. https://taxii.example.org) to the URL partners use"
+        );
+        return PublicBase::FromHost { scheme: "https", fallback };
+    }
+    let fallback = format!("{scheme}://{addr}");
+    if addr.ip().is_unspecified() {
+        return PublicBase::FromHost { scheme, fallback };
+    }
+    PublicBase::Fixed(fallback)
+}
+
 /// Starts the server and runs it until SIGINT/SIGTERM, finishing in-flight requests.
 pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Requests refused below the routes get TAXII error resources too.
+    actix_http::protocol_error::set_error_body(crate::http::error::protocol_error_body);
     let key = server_key(&storage, &config)?;
     let auth = Authenticator::new(storage.clone(), config.auth_cache_seconds);
     let settings = Settings {
@@ -79,10 +104,19 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
         }
     });
 
+    // Bind first, so that the public base URL can name the real port (port 0 in tests).
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let public = public_base(&config, scheme, addr);
+    tracing::info!(public_url = ?public, "absolute URLs in discovery");
+
     let data = web::Data::new(service);
+    let public = web::Data::new(public);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(public.clone())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(crate::http::configure)
             .default_service(web::to(crate::http::no_route))
@@ -91,9 +125,9 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     .worker_max_blocking_threads((config.pool_size as usize * 2).max(8))
     .shutdown_timeout(30);
 
-    let (server, scheme) = match &config.tls {
-        Some((cert, key)) => (server.bind_rustls_0_23(config.listen, tls_config(cert, key)?)?, "https"),
-        None => (server.bind(config.listen).with_context(|| format!("binding {}", config.listen))?, "http"),
+    let server = match &config.tls {
+        Some((cert, key)) => server.listen_rustls_0_23(listener, tls_config(cert, key)?)?,
+        None => server.listen(listener).with_context(|| format!("listening on {addr}"))?,
     };
     for addr in server.addrs() {
         // Tests and scripts read this line to learn the port when listening on port 0.

@@ -72,7 +72,7 @@ pub fn new_api_key() -> (String, String, String) {
 fn api_key_lookup(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("cnc_")?;
     let (lookup, secret) = rest.split_once('_')?;
-    (lookup.len() == 16 && !secret.is_empty()).then_some(lookup)
+    (lookup.len() == 16 && lookup.bytes().all(|c| c.is_ascii_hexdigit()) && !secret.is_empty()).then_some(lookup)
 }
 
 /// Constant-time comparison of two digests.
@@ -265,6 +265,11 @@ impl Authenticator {
         password: String,
         now: Micros,
     ) -> Result<Option<(Principal, Option<Micros>)>, AuthError> {
+        // No partner has a name outside this syntax; such a name is never sent to the database
+        // (which might not even compare it: a NUL cannot be a PostgreSQL string).
+        if !crate::model::policy::valid_name(&user) {
+            return Ok(None);
+        }
         let _slot = tokio::time::timeout(VERIFY_WAIT, self.verify_slots.acquire())
             .await
             .map_err(|_| AuthError::Busy)?

@@ -24,6 +24,9 @@ pub enum HttpError {
     TooLarge(i64),
     #[error("{0}")]
     BadRequest(String),
+    /// The request's HTTP framing is broken (e.g. malformed chunked encoding).
+    #[error("{0}")]
+    MalformedRequest(String),
     #[error("no TAXII endpoint at this URL")]
     NoRoute,
     #[error("this method is not allowed at this URL; allowed: {0}")]
@@ -54,6 +57,7 @@ impl HttpError {
                 S::BadQuery(_) => (StatusCode::BAD_REQUEST, "Bad Request", "invalid_query_parameter"),
                 S::BadCursor(_) => (StatusCode::BAD_REQUEST, "Bad Request", "invalid_next"),
                 S::MalformedBody(_) => (StatusCode::BAD_REQUEST, "Bad Request", "malformed_body"),
+                S::DuplicateMember(_) => (StatusCode::BAD_REQUEST, "Bad Request", "duplicate_member"),
                 S::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable Entity", "not_an_envelope"),
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal_error"),
@@ -71,6 +75,7 @@ impl HttpError {
             }
             HttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "too_large"),
             HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request", "bad_request"),
+            HttpError::MalformedRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request", "malformed_request"),
             HttpError::NoRoute => (StatusCode::NOT_FOUND, "Not Found", "no_endpoint"),
             HttpError::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "method_not_allowed")
@@ -88,6 +93,53 @@ pub fn error_response(status: StatusCode, title: &str, error_code: &str, descrip
         r.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"concordia\", Bearer realm=\"concordia\""));
     }
     r.body(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// The TAXII error resource for a request the HTTP layer refused before any route saw it (see
+/// `actix_http::protocol_error`): a malformed or oversized head, conflicting `Content-Length`,
+/// malformed chunked encoding, a head that arrived too slowly.
+pub fn protocol_error_body(
+    status: StatusCode,
+    reason: &str,
+) -> Option<(StatusCode, header::HeaderValue, actix_web::web::Bytes)> {
+    let (status, title, code, description) = match status {
+        StatusCode::BAD_REQUEST if reason.contains("too long") => (
+            StatusCode::URI_TOO_LONG,
+            "URI Too Long",
+            "uri_too_long",
+            "the request URI is longer than the 65534 bytes this server reads; send fewer or shorter query parameters \
+             (for many ids, several requests)"
+                .to_owned(),
+        ),
+        StatusCode::BAD_REQUEST => (
+            status,
+            "Bad Request",
+            "malformed_request",
+            format!(
+                "the request could not be read as HTTP/1.1 ({}); send one Content-Length with a plain number (or \
+                 Transfer-Encoding: chunked, not both), well-formed header lines and a valid request line",
+                reason.to_ascii_lowercase().trim_end_matches('.')
+            ),
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            status,
+            "Request Header Fields Too Large",
+            "request_head_too_large",
+            "the request line and headers are larger than the 128 KiB (or 96 headers) this server reads; send \
+             fewer or shorter headers"
+                .to_owned(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            status,
+            "Request Timeout",
+            "request_timeout",
+            "the request head did not arrive in time; the connection is closed, send the request again".to_owned(),
+        ),
+        _ => return None,
+    };
+    let body = ErrorResource { title, description, error_code: code, http_status: status.as_u16().to_string() };
+    let bytes = serde_json::to_vec(&body).ok()?;
+    Some((status, header::HeaderValue::from_static(TAXII_CONTENT_TYPE), actix_web::web::Bytes::from(bytes)))
 }
 
 impl ResponseError for HttpError {

@@ -130,9 +130,66 @@ async fn health(svc: Svc) -> HttpResult {
     Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "application/json")).body("{\"status\":\"ok\"}"))
 }
 
-async fn discovery(req: HttpRequest, svc: Svc) -> HttpResult {
+async fn discovery(req: HttpRequest, svc: Svc, base: web::Data<PublicBase>) -> HttpResult {
     let who = caller(&req, &svc).await?;
-    Ok(taxii_json(&svc.discovery(&who)))
+    Ok(taxii_json(&svc.discovery(&who, &base.for_request(&req))))
+}
+
+/// The base of the absolute URLs the server emits (discovery's `default` and `api_roots`): what
+/// partners type, not necessarily the address the server listens on.
+#[derive(Debug, Clone)]
+pub enum PublicBase {
+    /// `public_url`, or `scheme://address` when the server listens on one address.
+    Fixed(String),
+    /// Listening on every address, or behind a proxy with no `public_url`: the host the request
+    /// names (its `Host` header), with this scheme; `fallback` when it names none usable.
+    FromHost { scheme: &'static str, fallback: String },
+}
+
+impl PublicBase {
+    /// The base for one request, without a trailing slash.
+    pub fn for_request(&self, req: &HttpRequest) -> String {
+        match self {
+            PublicBase::Fixed(base) => base.clone(),
+            PublicBase::FromHost { scheme, fallback } => {
+                // HTTP/2 carries the host in the URI (:authority), HTTP/1.1 in the Host header.
+                let host = req
+                    .uri()
+                    .authority()
+                    .map(|a| a.as_str().to_owned())
+                    .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+                match host.filter(|h| is_authority(h)) {
+                    Some(h) => format!("{scheme}://{h}"),
+                    None => fallback.clone(),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `h` is `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address.
+fn is_authority(h: &str) -> bool {
+    let (host, port) = match h.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) => {
+                if v6.is_empty() || !v6.bytes().all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.') {
+                    return false;
+                }
+                ("v6", port)
+            }
+            None => return false,
+        },
+        None => match h.split_once(':') {
+            Some((host, port)) => (host, if port.is_empty() { "!" } else { h.get(host.len()..).unwrap_or("!") }),
+            None => (h, ""),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| (1..=5).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()));
+    host_ok && port_ok
 }
 
 async fn api_root(req: HttpRequest, svc: Svc) -> HttpResult {
@@ -205,7 +262,13 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, max: i64) -> Re
     let mut seen: i64 = 0;
     let mut over = too_large;
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| HttpError::BadRequest(format!("the request body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::EncodingCorrupted => HttpError::MalformedRequest(
+                "the request body's chunked encoding is malformed; send well-formed chunks (size line in hex, CRLF, data, CRLF) or a Content-Length"
+                    .into(),
+            ),
+            e => HttpError::BadRequest(format!("the request body could not be read: {e}")),
+        })?;
         seen = seen.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
         if seen > max {
             over = true;
@@ -246,4 +309,21 @@ async fn add_objects(req: HttpRequest, payload: web::Payload, svc: Svc) -> HttpR
     Ok(HttpResponse::Accepted()
         .insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE))
         .body(serde_json::to_vec(&status).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities() {
+        for ok in ["taxii.example.org", "h:8443", "127.0.0.1:8080", "[::1]:8080", "[2001:db8::1]"] {
+            assert!(is_authority(ok), "{ok}");
+        }
+        for bad in
+            ["", "h:", "h:abc", "h:123456", "a b", "h/x", "[::1", "[]:80", "evil.example/path", "h:80:80", "x\u{0}"]
+        {
+            assert!(!is_authority(bad), "{bad}");
+        }
+    }
 }

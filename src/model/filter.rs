@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::stix::{shown, valid_identifier, valid_type};
 use super::time::{parse_taxii, stix_version_key, Micros};
 
 /// Which object endpoint a query is for; decides which parameters apply (T-220).
@@ -152,7 +153,8 @@ fn parse_versions(value: &str) -> Result<VersionSel, QueryError> {
                 }
                 None => {
                     return err(format!(
-                        "match[version] value '{other}' is not 'first', 'last', 'all' or a STIX timestamp such as 2016-01-01T01:01:01.000Z"
+                        "match[version] value '{}' is not 'first', 'last', 'all' or a STIX timestamp such as 2016-01-01T01:01:01.000Z",
+                        shown(other)
                     ))
                 }
             },
@@ -181,7 +183,7 @@ fn parse_spec_versions(value: &str) -> Result<Vec<String>, QueryError> {
                 && b.bytes().all(|c| c.is_ascii_digit())
         });
         if !ok {
-            return err(format!("match[spec_version] value '{v}' is not a STIX version such as 2.1"));
+            return err(format!("match[spec_version] value '{}' is not a STIX version such as 2.1", shown(v)));
         }
     }
     out.sort();
@@ -209,7 +211,10 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
             continue; // unknown parameters and match fields are ignored (T-211)
         }
         if !seen.insert(key.to_string()) {
-            return err(format!("parameter {key} is given more than once; give it once, with comma-separated values"));
+            return err(format!(
+                "parameter {} is given more than once; give it once, with comma-separated values",
+                shown(&key)
+            ));
         }
         if !endpoint.allows(&field) {
             continue;
@@ -221,14 +226,15 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
                     Some(t) => filter.added_after = Some(t),
                     None => {
                         return err(format!(
-                            "added_after '{value}' is not a timestamp such as 2016-01-01T01:01:01.000000Z"
+                            "added_after '{}' is not a timestamp such as 2016-01-01T01:01:01.000000Z",
+                            shown(&value)
                         ))
                     }
                 }
             }
             (false, "limit") => {
                 if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
-                    return err(format!("limit '{value}' is not a positive whole number"));
+                    return err(format!("limit '{}' is not a positive whole number", shown(&value)));
                 }
                 // Values beyond u64 are clamped like any other value above the server maximum.
                 let n = value.parse::<u64>().unwrap_or(u64::MAX);
@@ -243,6 +249,16 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
             (true, "id") => {
                 has_filters = true;
                 let mut ids = list("match[id]", &value)?;
+                for id in &mut ids {
+                    // Indexed in lower case: RFC 4122 hex digits are case-insensitive.
+                    *id = id.to_ascii_lowercase();
+                    if valid_identifier(id).is_none() {
+                        return err(format!(
+                            "match[id] value '{}' is not a STIX identifier such as indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+                            shown(id)
+                        ));
+                    }
+                }
                 ids.sort();
                 ids.dedup();
                 filter.ids = ids;
@@ -250,6 +266,12 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
             (true, "type") => {
                 has_filters = true;
                 let mut types = list("match[type]", &value)?;
+                if let Some(bad) = types.iter().find(|t| !valid_type(t)) {
+                    return err(format!(
+                        "match[type] value '{}' is not a STIX type name (3 to 250 characters of a-z, 0-9 and '-', such as indicator)",
+                        shown(bad)
+                    ));
+                }
                 types.sort();
                 types.dedup();
                 filter.types = types;
@@ -313,6 +335,10 @@ mod tests {
             "match[type]=a,,b",
             "match[type]=a&match[type]=b",
             "match[spec_version]=two",
+            "match[id]=indicator--%00",
+            "match[id]=foo",
+            "match[type]=Indicator",
+            "match[type]=a%00b",
         ] {
             assert!(parse_query(bad, Endpoint::Objects).is_err(), "{bad}");
         }

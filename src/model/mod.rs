@@ -3,6 +3,7 @@
 pub mod access;
 pub mod cursor;
 pub mod filter;
+pub mod ijson;
 pub mod policy;
 pub mod stix;
 pub mod time;

@@ -32,17 +32,31 @@ pub struct ObjectProblem {
     pub message: String,
 }
 
-/// Checks that `id` is `type--UUID` with a lower-case type name.
-pub fn valid_identifier(id: &str) -> Option<&str> {
-    let (ty, uuid) = id.split_once("--")?;
-    let type_ok = (3..=250).contains(&ty.len())
+/// Whether `ty` has the syntax of a STIX type name (STIX 2.1 §3.1 / §11.1): 3 to 250 characters
+/// of `a-z`, `0-9` and `-`, starting and ending with a letter or digit, without `--`.
+pub fn valid_type(ty: &str) -> bool {
+    (3..=250).contains(&ty.len())
         && ty.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !ty.starts_with('-')
         && !ty.ends_with('-')
-        && !ty.contains("--");
+        && !ty.contains("--")
+}
+
+/// Checks that `id` is `type--UUID` with a lower-case type name; returns the type.
+pub fn valid_identifier(id: &str) -> Option<&str> {
+    let (ty, uuid) = id.split_once("--")?;
     // RFC 4122: hex digits are case-insensitive on input.
     let uuid_ok = uuid.len() == 36 && uuid::Uuid::parse_str(uuid).is_ok();
-    (type_ok && uuid_ok).then_some(ty)
+    (valid_type(ty) && uuid_ok).then_some(ty)
+}
+
+/// A value as shown in a message: control characters escaped, at most 60 characters.
+pub fn shown(value: &str) -> String {
+    let escaped: String = value.escape_debug().collect();
+    match escaped.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", escaped.get(..cut).unwrap_or_default()),
+        None => escaped,
+    }
 }
 
 /// Deepest nesting of arrays and objects allowed inside one STIX object. Real objects stay far

@@ -27,7 +27,7 @@ pub enum ServiceError {
     /// Unknown, or not visible to the caller: the two are indistinguishable on purpose.
     #[error("collection not found")]
     UnknownCollection,
-    #[error("object {0} not found in this collection")]
+    #[error("object {} not found in this collection", crate::model::stix::shown(.0))]
     UnknownObject(String),
     #[error("status not found")]
     UnknownStatus,
@@ -39,6 +39,9 @@ pub enum ServiceError {
     BadCursor(#[from] CursorError),
     #[error("{0}")]
     MalformedBody(String),
+    /// A member name given twice at the top level of the body (I-JSON).
+    #[error("{0}")]
+    DuplicateMember(String),
     #[error("{0}")]
     Unprocessable(String),
     #[error("the server is busy; retry shortly")]
@@ -163,8 +166,9 @@ impl Service {
         Ok((root, col, rights))
     }
 
-    /// Discovery resource: only API roots where the caller has a collection (T-084).
-    pub fn discovery(&self, who: &Principal) -> Discovery {
+    /// Discovery resource: only API roots where the caller has a collection (T-084), as absolute
+    /// URLs under `base` (the public URL partners use, without a trailing slash; §4.1).
+    pub fn discovery(&self, who: &Principal, base: &str) -> Discovery {
         let view = self.view();
         let roots: Vec<&ApiRootInfo> = view.visible_roots(who).collect();
         let d = view.discovery.clone().unwrap_or_default();
@@ -173,8 +177,8 @@ impl Service {
             title,
             description: d.description,
             contact: d.contact,
-            default: d.default.filter(|def| roots.iter().any(|r| &r.name == def)).map(|n| format!("/{n}/")),
-            api_roots: roots.iter().map(|r| format!("/{}/", r.name)).collect(),
+            default: d.default.filter(|def| roots.iter().any(|r| &r.name == def)).map(|n| format!("{base}/{n}/")),
+            api_roots: roots.iter().map(|r| format!("{base}/{}/", r.name)).collect(),
         }
     }
 

@@ -1,17 +1,16 @@
 //! Objects, manifests, versions: paged reads, Add Objects, Delete.
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::access::Principal;
 use crate::model::cursor::Cursor;
 use crate::model::filter::{Endpoint, Filter, Query, VersionSel};
+use crate::model::ijson::{self, ContainerError};
 use crate::model::policy::SharingPolicy;
-use crate::model::stix::read_object;
+use crate::model::stix::valid_identifier;
 use crate::model::time::{format_taxii, now_micros, Micros};
 use crate::model::{Status, StatusDetail};
-use crate::stix::policy::PolicyCheck as _;
 use crate::stix::Validator;
 use crate::storage::objects::{NewObject, Outcome, PageQuery, VersionRow};
 use crate::storage::{self};
@@ -65,12 +64,6 @@ const PAGE_BYTE_BUDGET: usize = 32 * 1024 * 1024;
 /// Most objects accepted in one envelope (each gets a line in the status resource).
 pub const MAX_OBJECTS_PER_ENVELOPE: usize = 100_000;
 
-#[derive(Deserialize)]
-struct EnvelopeIn<'a> {
-    #[serde(borrow, default)]
-    objects: Option<Vec<&'a RawValue>>,
-}
-
 impl Service {
     /// Resolves `next` against this request (T-028) and returns the effective filter and position.
     fn resolve_cursor(
@@ -101,18 +94,20 @@ impl Service {
         root: &str,
         collection: &str,
         object: Option<&str>,
-        mut q: Query,
+        q: Query,
     ) -> ServiceResult<Page> {
         // Object ids are indexed in lower case (see model::stix::head_of).
         let object_lower = object.map(str::to_ascii_lowercase);
         let object = object_lower.as_deref();
-        for id in &mut q.filter.ids {
-            *id = id.to_ascii_lowercase();
-        }
         let view = self.view();
         let (_, col, rights) = Self::collection(&view, who, root, collection)?;
         if !rights.read {
             return Err(Self::deny(who, ServiceError::Forbidden("this partner may not read this collection")));
+        }
+        // No object with an invalid id was ever stored: answered without asking the database
+        // (which could not even compare some such strings, e.g. one holding a NUL on PostgreSQL).
+        if let Some(id) = object.filter(|id| valid_identifier(id).is_none()) {
+            return Err(ServiceError::UnknownObject(id.to_owned()));
         }
         let (filter, after) = self.resolve_cursor(who, endpoint, &col.id, object, &q)?;
         let limit = self.page_size(&q);
@@ -275,6 +270,9 @@ impl Service {
                 ServiceError::Forbidden("deleting needs both read and write access to this collection"),
             ));
         }
+        if valid_identifier(object).is_none() {
+            return Err(ServiceError::UnknownObject(object.to_owned()));
+        }
         let mut filter = q.filter;
         if !q.versions_given {
             filter.versions = VersionSel::All;
@@ -314,18 +312,17 @@ fn parse_envelope(
     let text = std::str::from_utf8(body).map_err(|e| {
         ServiceError::MalformedBody(format!("the request body is not valid UTF-8 (at byte {})", e.valid_up_to()))
     })?;
-    if !text.trim_start().starts_with('{') && serde_json::from_str::<&RawValue>(text).is_ok() {
-        return Err(ServiceError::Unprocessable(
-            "the request body must be a TAXII envelope: a JSON object with an 'objects' list".into(),
-        ));
-    }
-    let env: EnvelopeIn<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ServiceError::Unprocessable(format!(
-            "the request body must be a TAXII envelope: a JSON object with an 'objects' list ({e})"
-        )),
-        _ => ServiceError::MalformedBody(format!("the request body is not valid JSON: {e}")),
-    })?;
-    let objects = env.objects.unwrap_or_default();
+    let objects = match ijson::read_container(text) {
+        Ok(Some(objects)) => objects,
+        Ok(None) => {
+            return Err(ServiceError::Unprocessable(
+                "the request body must be a TAXII envelope: a JSON object with an 'objects' list".into(),
+            ))
+        }
+        Err(e @ ContainerError::NotAnEnvelope(_)) => return Err(ServiceError::Unprocessable(e.to_string())),
+        Err(e @ ContainerError::DuplicateMember(_)) => return Err(ServiceError::DuplicateMember(e.to_string())),
+        Err(e @ ContainerError::Syntax(_)) => return Err(ServiceError::MalformedBody(e.to_string())),
+    };
     if objects.len() > MAX_OBJECTS_PER_ENVELOPE {
         return Err(ServiceError::Unprocessable(format!(
             "the envelope holds {} objects; send at most {MAX_OBJECTS_PER_ENVELOPE} per request",
@@ -372,7 +369,7 @@ fn prepare_all(
         let mut items = Vec::with_capacity(part.len());
         let mut failures = Vec::new();
         for (i, raw) in part.iter().enumerate() {
-            match prepare_object(validator, sharing, raw.get(), offset + i) {
+            match prepare_object(validator, Some(sharing), raw.get(), offset + i) {
                 Ok(item) => items.push(item),
                 Err(f) => failures.push(f),
             }
@@ -394,29 +391,18 @@ fn prepare_all(
     (items, failures)
 }
 
-/// Checks one object as received: identity and version (to index it), STIX 2.1 validity and
-/// the collection's sharing policy. Returns it ready to store, or its failure naming every
-/// problem (property and rule).
+/// Checks one object as received (see [`Validator::check_object`]) under a collection's sharing
+/// policy, if any. Returns it ready to store, or its failure naming every problem.
 pub fn prepare_object(
     validator: &Validator,
-    sharing: &SharingPolicy,
+    sharing: Option<&SharingPolicy>,
     raw: &str,
     index: usize,
 ) -> Result<NewObject, StatusDetail> {
-    let (head, value) =
-        read_object(raw, index).map_err(|p| StatusDetail { id: p.id, version: p.version, message: Some(p.message) })?;
-    // STIX 2.0 objects (accepted only where a collection allows 2.0) have no 2.1 schema to meet.
-    let mut problems = if head.spec_version == "2.1" { validator.validate(&value) } else { Vec::new() };
-    problems.extend(sharing.check(validator, &value, &head.spec_version));
-    if problems.is_empty() {
-        return Ok(NewObject { head, body: raw.to_owned() });
+    match validator.check_object(sharing, raw, index) {
+        Ok((head, _)) => Ok(NewObject { head, body: raw.to_owned() }),
+        Err(r) => Err(StatusDetail { message: Some(r.message()), id: r.id, version: r.version }),
     }
-    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    Err(StatusDetail {
-        id: head.id,
-        version: head.version.unwrap_or_default(),
-        message: Some(format!("{} problem(s): {}", list.len(), list.join("; "))),
-    })
 }
 
 #[cfg(test)]

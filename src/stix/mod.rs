@@ -13,6 +13,9 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use self::policy::{PolicyCheck as _, SharingPolicy};
+use crate::model::stix::{read_object, ObjectHead};
+
 include!(concat!(env!("OUT_DIR"), "/schemas.rs"));
 
 /// Longest problem message kept (schema messages may quote the whole object).
@@ -43,6 +46,31 @@ impl std::fmt::Display for Problem {
             write!(f, "{} [{}]", self.message, self.rule)
         } else {
             write!(f, "{}: {} [{}]", self.property, self.message, self.rule)
+        }
+    }
+}
+
+/// Why one object was refused, naming it as far as it could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The object's id when it has a usable one, else its position (`objects[3]`).
+    pub id: String,
+    /// Its version (`modified`, else `created`) as written, or empty.
+    pub version: String,
+    pub problems: Vec<Problem>,
+    /// The object could not be read at all (not an object, no usable id or version).
+    unreadable: bool,
+}
+
+impl Refused {
+    /// The text for a status resource's `failures` entry.
+    pub fn message(&self) -> String {
+        match self.problems.as_slice() {
+            [only] if self.unreadable => only.message.clone(),
+            list => {
+                let parts: Vec<String> = list.iter().map(ToString::to_string).collect();
+                format!("{} problem(s): {}", parts.len(), parts.join("; "))
+            }
         }
     }
 }
@@ -171,6 +199,49 @@ impl Validator {
             .as_object()
             .map(|m| m.keys().map(String::as_str).filter(|k| !known.contains(*k)).collect())
             .unwrap_or_default()
+    }
+
+    /// Checks one object exactly as received (position `index` of its envelope): I-JSON (no
+    /// duplicate member names, numbers a double carries exactly, no unpaired surrogates), its
+    /// identity and version, STIX 2.1 validity, and, when given, a collection's sharing policy.
+    /// This is the one check every way into the store goes through (POST, `import`) and what
+    /// `concordia validate` reports.
+    ///
+    /// # Errors
+    /// The object is refused, with every problem found (property as a JSON pointer, and rule).
+    pub fn check_object(
+        &self,
+        sharing: Option<&SharingPolicy>,
+        raw: &str,
+        index: usize,
+    ) -> Result<(ObjectHead, Value), Refused> {
+        let (violations, named) = crate::model::ijson::scan(raw, &["id", "modified", "created"]);
+        if !violations.is_empty() {
+            // The object is named by the first id (and version) it gives, as the status must name
+            // it somehow; which of two equal member names a parser keeps is exactly what cannot be
+            // relied on, and the text may not even parse.
+            let mut named = named.into_iter();
+            let id = named.next().flatten().map_or_else(|| format!("objects[{index}]"), |id| id.to_ascii_lowercase());
+            let version = named.next().flatten().or_else(|| named.next().flatten()).unwrap_or_default();
+            let problems = violations.into_iter().map(|v| Problem::new(v.pointer, "i-json", v.message)).collect();
+            return Err(Refused { id, version, problems, unreadable: false });
+        }
+        let (head, value) = read_object(raw, index).map_err(|p| Refused {
+            id: p.id,
+            version: p.version,
+            problems: vec![Problem::new("", "object", p.message)],
+            unreadable: true,
+        })?;
+        // STIX 2.0 objects (accepted only where a collection allows 2.0) have no 2.1 schema to meet.
+        let mut problems = if head.spec_version == "2.1" { self.validate(&value) } else { Vec::new() };
+        if let Some(sharing) = sharing {
+            problems.extend(sharing.check(self, &value, &head.spec_version));
+        }
+        if problems.is_empty() {
+            Ok((head, value))
+        } else {
+            Err(Refused { id: head.id, version: head.version.unwrap_or_default(), problems, unreadable: false })
+        }
     }
 
     /// Every problem of one STIX object: schema violations and the rules in [`rules`].

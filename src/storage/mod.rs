@@ -128,7 +128,7 @@ pub fn open(url: &DbUrl) -> StorageResult<Conn> {
                 PgConnection::establish(u).map_err(|e| StorageError::Connection(e.to_string().trim().to_owned()))?;
             // Nothing may wait forever: a writer blocked on another node's lock, or a runaway
             // statement, turns into an error (503) instead of a stuck request.
-            c.batch_execute("SET lock_timeout = '15s'; SET statement_timeout = '120s';")
+            c.batch_execute("SET lock_timeout = '15s'; SET statement_timeout = '120s'; SET client_encoding = 'UTF8';")
                 .map_err(StorageError::Backend)?;
             Ok(AnyConnection::Postgresql(c))
         }
@@ -230,6 +230,26 @@ impl ManageConnection for Manager {
     }
 }
 
+#[derive(QueryableByName)]
+struct EncodingRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    server_encoding: String,
+}
+
+/// PostgreSQL: the database must store UTF-8, or text a partner shared (any Unicode character
+/// in a STIX object) could not be stored as it came.
+fn check_encoding(c: &mut Conn) -> StorageResult<()> {
+    let AnyConnection::Postgresql(pg) = c else { return Ok(()) };
+    let enc = diesel::sql_query("SHOW server_encoding").get_result::<EncodingRow>(pg)?.server_encoding;
+    if enc.eq_ignore_ascii_case("UTF8") {
+        Ok(())
+    } else {
+        Err(StorageError::Connection(format!(
+            "the database uses the encoding {enc}; Concordia needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+        )))
+    }
+}
+
 /// Applies pending migrations; returns how many ran.
 pub fn migrate(c: &mut Conn) -> StorageResult<usize> {
     let ran = match c {
@@ -280,6 +300,7 @@ impl Storage {
     pub fn connect(url: &str, pool_size: u32, run_migrations: bool) -> StorageResult<Storage> {
         let url = DbUrl::parse(url)?;
         let mut first = open(&url)?;
+        check_encoding(&mut first)?;
         if run_migrations {
             migrate(&mut first)?;
         }

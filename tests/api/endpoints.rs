@@ -11,11 +11,42 @@ fn t080_discovery_lists_only_roots_with_visible_collections() {
     d.expect(200);
     let d = d.json();
     assert_eq!(d["title"], "test");
-    assert_eq!(d["api_roots"], json!(["/r/"]), "relative URL with one leading slash (T-083)");
+    // Absolute URLs, as in every example of §4.1 (some clients use them as they are).
+    assert_eq!(d["api_roots"], json!([format!("{}/r/", s.base)]), "T-083");
     // dave has no collection anywhere: no api_roots key at all (T-067, T-084).
     let d = s.get("/taxii2/", &as_("dave"));
     d.expect(200);
     assert!(d.json().get("api_roots").is_none(), "{}", d.text());
+}
+
+/// With `public_url` (e.g. behind a TLS proxy), discovery names the URL partners use, path
+/// prefix included, for `default` and every API root (T-082, T-083).
+#[test]
+fn t083_discovery_urls_are_built_from_public_url() {
+    let policy = BASE_POLICY.replace("title = \"test\"", "title = \"test\"\ndefault = \"r\"");
+    let s = TestServer::start_with(&policy, &[("CONCORDIA_PUBLIC_URL", "https://taxii.example.org/hub/")]);
+    s.add_password("alice", "pw-alice-secret");
+    let d = s.get("/taxii2/", &as_("alice"));
+    d.expect(200);
+    let d = d.json();
+    assert_eq!(d["api_roots"], json!(["https://taxii.example.org/hub/r/"]));
+    assert_eq!(d["default"], "https://taxii.example.org/hub/r/");
+}
+
+/// Behind a TLS proxy without `public_url`, the URLs name the host the request names, with
+/// https; a Host header that is not a host name is not echoed.
+#[test]
+fn t083_behind_a_proxy_without_public_url_discovery_follows_the_host_header() {
+    let s = TestServer::start_with(BASE_POLICY, &[("CONCORDIA_BEHIND_TLS_PROXY", "true")]);
+    s.add_password("alice", "pw-alice-secret");
+    let with_host = |host: &str| {
+        let r = s.request("GET", "/taxii2/", &as_("alice"), &[("Host", host)], None);
+        r.expect(200);
+        r.json()["api_roots"].clone()
+    };
+    assert_eq!(with_host("taxii.example.org:8443"), json!(["https://taxii.example.org:8443/r/"]));
+    let port = s.base.rsplit(':').next().unwrap().to_owned();
+    assert_eq!(with_host("evil.example/<script>"), json!([format!("https://127.0.0.1:{port}/r/")]));
 }
 
 #[test]

@@ -21,8 +21,8 @@ pub struct TestServer {
     child: Option<Child>,
     pub extra_env: Vec<(String, String)>,
     db_url: String,
-    /// The PostgreSQL database this server created (dropped with it).
-    pg_database: Option<String>,
+    /// The PostgreSQL server and database this server created (dropped with it).
+    pg_database: Option<(String, String)>,
 }
 
 /// `CONCORDIA_TEST_PG=postgres://user@host:port` runs every test on a fresh PostgreSQL database
@@ -115,12 +115,18 @@ impl TestServer {
     }
 
     pub fn start_with(policy: &str, env: &[(&str, &str)]) -> TestServer {
+        Self::start_on(test_pg().as_deref(), policy, env)
+    }
+
+    /// Like [`TestServer::start_with`], on a fresh database of the PostgreSQL server `pg`
+    /// (`postgres://user@host:port`), or on a fresh SQLite file when `pg` is `None`.
+    pub fn start_on(pg: Option<&str>, policy: &str, env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (db_url, pg_database) = match test_pg() {
+        let (db_url, pg_database) = match pg.map(str::to_owned) {
             Some(base) => {
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
                 pg_admin(&base, &format!("CREATE DATABASE {name}"));
-                (format!("{base}/{name}"), Some(name))
+                (format!("{base}/{name}"), Some((base, name)))
             }
             None => (format!("sqlite://{}", dir.path().join("concordia.db").display()), None),
         };
@@ -142,7 +148,7 @@ impl TestServer {
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.pg_database.is_some()
+        self.db_url.starts_with("postgres")
     }
 
     /// Another server process on the same database (another node behind a load balancer).
@@ -340,7 +346,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
-        if let (Some(base), Some(name)) = (test_pg(), self.pg_database.take()) {
+        if let Some((base, name)) = self.pg_database.take() {
             pg_admin(&base, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
@@ -464,4 +470,98 @@ pub fn wait_until(mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// A response read off a raw socket.
+#[derive(Debug, Clone)]
+pub struct RawResp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The `error_code` of a TAXII error resource, or "" when the body is not one.
+    pub fn error_code(&self) -> String {
+        serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["error_code"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// Asserts a TAXII error resource with this status.
+    #[track_caller]
+    pub fn expect_taxii_error(&self, status: u16) -> Value {
+        let text = String::from_utf8_lossy(&self.body);
+        assert_eq!(self.status, status, "status; body {text}");
+        assert_eq!(self.header("content-type"), Some(TAXII), "Content-Type of a {status}; body {text}");
+        let e: Value = serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        assert!(e["title"].is_string(), "{e}");
+        assert_eq!(e["http_status"], Value::String(status.to_string()), "{e}");
+        assert!(e["description"].as_str().is_some_and(|d| d.len() > 20), "a description that says what to fix: {e}");
+        e
+    }
+}
+
+/// Sends `parts` over one connection to the server at `base` (`http://host:port`), pausing after
+/// each part as given, and reads one response: up to its Content-Length, or to the end of the
+/// connection. `None` if the server closed the connection without answering.
+pub fn raw_http_paced(base: &str, parts: &[(&[u8], Duration)]) -> Option<RawResp> {
+    use std::io::Read;
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    for (bytes, pause) in parts {
+        // The server may answer (and close) before everything is sent.
+        if sock.write_all(bytes).is_err() {
+            break;
+        }
+        std::thread::sleep(*pause);
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())))
+        .collect();
+    let mut body = buf[head_end + 4..].to_vec();
+    let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
+    loop {
+        if length.is_some_and(|n| body.len() >= n) {
+            break;
+        }
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if let Some(n) = length {
+        body.truncate(n);
+    }
+    Some(RawResp { status, headers, body })
+}
+
+/// Sends one raw request and reads the response (see [`raw_http_paced`]).
+pub fn raw_http(base: &str, request: &[u8]) -> Option<RawResp> {
+    raw_http_paced(base, &[(request, Duration::ZERO)])
+}
+
+/// `Authorization` header value for HTTP Basic.
+pub fn basic_header(user: &str, password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }

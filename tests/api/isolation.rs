@@ -95,7 +95,9 @@ fn check_partner(s: &TestServer, m: &Model, p: &str, statuses: &BTreeMap<String,
     d.expect(200);
     let listed: BTreeSet<String> = d.json()["api_roots"]
         .as_array()
-        .map(|a| a.iter().map(|r| r.as_str().unwrap().trim_matches('/').to_owned()).collect())
+        .map(|a| {
+            a.iter().map(|r| r.as_str().unwrap().trim_start_matches(&s.base).trim_matches('/').to_owned()).collect()
+        })
         .unwrap_or_default();
     assert_eq!(listed, m.visible_roots(p), "discovery for {p}");
     for root in &m.roots {

@@ -7,11 +7,14 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod differential;
 mod endpoints;
 mod filters;
+mod ijson;
 mod ingest;
 mod isolation;
 mod multinode;
 mod paging;
+mod protocol;
 mod tls;
 mod validation;
