@@ -4,6 +4,7 @@
 #   conformance/run.sh                          # Concordia (release binary), fresh SQLite database
 #   conformance/run.sh --target medallion       # medallion 3.0.0, the OASIS reference server
 #   conformance/run.sh --url URL --profile FILE # any server that is already running
+#   conformance/run.sh --via-proxy              # Concordia behind nginx terminating TLS (public_url set)
 #
 # Anything after `--` (or any unknown argument) is passed to pytest, e.g. `-- -k pagination -x`.
 #
@@ -19,11 +20,12 @@ VENV="${CONFORMANCE_VENV:-/var/tmp/concordia-conformance-venv}"
 PYTHON="${CONFORMANCE_PYTHON:-python3.11}"
 
 target=concordia
+via_proxy=0
 url=""
 profile=""
 pytest_args=()
 
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "run.sh: $*" >&2; exit 2; }
 
 while (($#)); do
@@ -34,6 +36,7 @@ while (($#)); do
     --url=*) url="${1#*=}"; shift ;;
     --profile) profile="${2:?--profile needs a value}"; shift 2 ;;
     --profile=*) profile="${1#*=}"; shift ;;
+    --via-proxy) via_proxy=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; pytest_args+=("$@"); break ;;
     *) pytest_args+=("$1"); shift ;;
@@ -47,6 +50,11 @@ if [[ -n $url || -n $profile ]]; then
   [[ -f $profile ]] || die "no such profile: $profile"
 fi
 case "$target" in concordia|medallion|external) ;; *) die "unknown target: $target (concordia|medallion)" ;; esac
+if ((via_proxy)); then
+  [[ $target == concordia ]] || die "--via-proxy runs Concordia behind nginx; it does not combine with --target or --url"
+  command -v nginx >/dev/null || die "--via-proxy needs nginx (apt-get install nginx-light)"
+  command -v openssl >/dev/null || die "--via-proxy needs openssl"
+fi
 
 # ---- virtualenv -----------------------------------------------------------------------------
 req_files=("$HERE/requirements.txt")
@@ -72,10 +80,16 @@ PY="$VENV/bin/python"
 # ---- temp dir and server lifecycle ----------------------------------------------------------
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/taxii-conformance.XXXXXX")"
 server_pid=""
+proxy_pid=""
 pytest_pid=""
 rc=1
 
 stop_server() {
+  if [[ -n $proxy_pid ]] && kill -0 "$proxy_pid" 2>/dev/null; then
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
+  fi
+  proxy_pid=""
   if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
     kill "$server_pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
@@ -131,6 +145,14 @@ start_concordia() {
   local db="${CONFORMANCE_DATABASE_URL:-sqlite://$WORK/concordia.db}"
   local port; port="$(free_port)"
   local cli=("$bin" --database-url "$db")
+  # With --via-proxy, partners reach Concordia through nginx on https://127.0.0.1:<proxy port>:
+  # that is its public URL, and the suite talks to the proxy only.
+  local base="http://127.0.0.1:$port" serve_args=()
+  if ((via_proxy)); then
+    proxy_port="$(free_port)"
+    base="https://127.0.0.1:$proxy_port"
+    serve_args=(--public-url "$base")
+  fi
 
   "${cli[@]}" apply "$HERE/concordia-policy.toml" > "$WORK/apply.log" 2>&1 \
     || { cat "$WORK/apply.log" >&2; die "concordia apply failed"; }
@@ -139,7 +161,7 @@ start_concordia() {
     echo "base = \"$HERE/profiles/concordia.toml\""
     echo
     echo "[server]"
-    echo "base_url = \"http://127.0.0.1:$port\""
+    echo "base_url = \"$base\""
     echo
   } > "$WORK/profile.toml"
   local role pw key
@@ -154,11 +176,62 @@ start_concordia() {
   [[ -n $key ]] || die "credential add keyholder --api-key printed no key"
   printf '[credentials.partner]\napi_key = "%s"\n' "$key" >> "$WORK/profile.toml"
 
-  "${cli[@]}" serve --listen "127.0.0.1:$port" > "$WORK/server.log" 2>&1 &
+  "${cli[@]}" serve --listen "127.0.0.1:$port" "${serve_args[@]}" > "$WORK/server.log" 2>&1 &
   server_pid=$!
   "$PY" "$HERE/tools/wait_http.py" "http://127.0.0.1:$port/healthz" --timeout 30 --pid "$server_pid" \
     || { server_log_tail; die "Concordia did not become healthy"; }
+  if ((via_proxy)); then
+    start_proxy "$port" "$proxy_port"
+  fi
   profile="$WORK/profile.toml"
+}
+
+# nginx terminating TLS on $2 in front of Concordia on $1, with a throwaway certificate for
+# 127.0.0.1 that the suite trusts (REQUESTS_CA_BUNDLE).
+start_proxy() {
+  local upstream=$1 port=$2
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/proxy.key" -out "$WORK/proxy.crt" 2>/dev/null \
+    || die "openssl could not make the proxy certificate"
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log $WORK/nginx/access.log;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  # Concordia enforces each API root's max_content_length itself (with a TAXII 413).
+  client_max_body_size 0;
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $WORK/proxy.crt;
+    ssl_certificate_key $WORK/proxy.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://127.0.0.1:$upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+  nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" > "$WORK/nginx/stdout.log" 2>&1 &
+  proxy_pid=$!
+  "$PY" "$HERE/tools/wait_http.py" "https://127.0.0.1:$port/healthz" --timeout 30 --pid "$proxy_pid" \
+    --cafile "$WORK/proxy.crt" || { cat "$WORK/nginx/error.log" >&2 || true; die "nginx did not start"; }
+  export REQUESTS_CA_BUNDLE="$WORK/proxy.crt"
+  echo "run.sh: nginx terminates TLS on https://127.0.0.1:$port in front of Concordia on 127.0.0.1:$upstream" >&2
 }
 
 start_medallion() {
@@ -183,7 +256,7 @@ case "$target" in
 esac
 
 # ---- run the suite --------------------------------------------------------------------------
-echo "run.sh: target=$target profile=$profile" >&2
+echo "run.sh: target=$target$( ((via_proxy)) && echo ' (via nginx, TLS)') profile=$profile" >&2
 set +e
 # pytest runs in the background so that a signal to this script is handled at once (wait is
 # interruptible, a foreground child is not); cleanup() stops it together with the server.

@@ -4,6 +4,8 @@ Sends `Content-Type: application/taxii+json;version=2.1` on GET requests too, an
 STIX bundles instead of TAXII envelopes; both must be accepted.
 """
 
+import pytest
+
 from support import stix
 from support.taxii import TAXII21, assert_ok, check_status_resource, ids_of
 
@@ -29,3 +31,17 @@ def test_T150_cytaxii2_posts_stix_bundle(api):
                              params={"match[id]": ",".join(o["id"] for o in objs)}))
     assert sorted(ids_of(body)) == sorted(o["id"] for o in objs)
     assert all(o.get("type") != "bundle" for o in body["objects"]), "the bundle itself was stored"
+
+
+def test_T082_cytaxii2_reaches_the_api_root_through_default(api):
+    """cytaxii2 (and any client that hands discovery values straight to its HTTP library) uses
+    `default` as a URL as it stands: it must be absolute (§4.1 examples) and lead to the API root."""
+    discovery = assert_ok(api.get(api.discovery_url, headers=HEADERS))
+    if "default" not in discovery:
+        pytest.skip("the server names no default API root")
+    default = discovery["default"]
+    assert default.startswith(("https://", "http://")), f"default {default!r} is not an absolute URL"
+    root = assert_ok(api.get(default, headers=HEADERS))
+    assert root["title"] and "application/taxii+json;version=2.1" in root["versions"]
+    collections = assert_ok(api.get(default + "collections/", headers=HEADERS))
+    assert any(c["id"] == api.coll["read_write"] for c in collections.get("collections", []))

@@ -60,3 +60,17 @@ def test_T170_taxii2client_object_and_versions(api, client_collection):
     versions = client_collection.object_versions(v1["id"])
     assert sorted(versions["versions"]) == sorted([v1["modified"], v2["modified"]])
     client_collection.delete_object(v1["id"])
+
+
+def test_T082_taxii2client_default_api_root(api):
+    """taxii2-client's `Server.default`: the API root named by discovery's `default`, usable as is."""
+    creds = api.profile.credentials["writer"]
+    server = Server(api.discovery_url, user=creds.user, password=creds.password)
+    try:
+        if server.default is None:
+            pytest.skip("the server names no default API root")
+        assert resolve(api.discovery_url, server.default.url) == api.root_url
+        assert server.default.title and server.default.versions
+        assert api.coll["read_write"] in {c.id for c in server.default.collections}
+    finally:
+        server.close()

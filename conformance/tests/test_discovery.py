@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from urllib.parse import urlparse
 
 import pytest
 
@@ -38,14 +39,28 @@ def test_T082_default_is_one_of_api_roots(discovery):
     assert discovery["default"] in discovery.get("api_roots", []), "default not listed in api_roots"
 
 
-def test_T083_api_root_urls_are_https_or_slash_relative(discovery):
-    for url in discovery.get("api_roots", []):
+def test_T083_api_root_urls_are_https_or_slash_relative(api, discovery):
+    """Absolute URLs are https; a server tested over plain HTTP (loopback) may name http."""
+    served_over = urlparse(api.discovery_url).scheme
+    for url in discovery.get("api_roots", []) + ([discovery["default"]] if "default" in discovery else []):
         if url.startswith("/"):
             assert not url.startswith("//"), f"{url!r}: network-path reference"
             assert "/../" not in url and not url.startswith("/.."), url
         else:
-            assert url.startswith("https://"), f"{url!r}: neither https nor '/'-relative"
+            scheme = urlparse(url).scheme
+            allowed = ("https",) if served_over == "https" else ("https", "http")
+            assert scheme in allowed, f"{url!r}: neither https nor '/'-relative (discovery served over {served_over})"
         assert "?" not in url, f"{url!r}: query string"
+
+
+def test_T083_absolute_urls_name_the_server_as_the_client_reached_it(api, discovery):
+    """Design decision (public_url): absolute URLs in discovery name the host, port and scheme
+    the client used (behind a TLS proxy: the proxy's), not the address the server listens on."""
+    for url in discovery.get("api_roots", []):
+        if url.startswith("/"):
+            continue
+        assert urlparse(url).netloc == urlparse(api.discovery_url).netloc, (
+            f"{url!r} names another host than {api.discovery_url!r}: set public_url")
 
 
 def test_T084_discovery_lists_api_root_to_writer(api, discovery):

@@ -29,8 +29,10 @@ def main():
 
     data = {
         "/discovery": {"title": "medallion conformance server", "description": "TAXII 2.1 conformance run",
-                       "contact": "conformance@medallion.invalid", "default": f"/{root}/",
-                       "api_roots": [f"/{root}/"]},
+                       "contact": "conformance@medallion.invalid",
+                       # Absolute, as in the examples of TAXII 2.1 §4.1 (medallion serves what it is given).
+                       "default": f"http://127.0.0.1:{port}/{root}/",
+                       "api_roots": [f"http://127.0.0.1:{port}/{root}/"]},
         root: {
             "information": {"title": "Conformance API root", "description": "conformance",
                             "versions": ["application/taxii+json;version=2.1"],
