@@ -9,8 +9,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{hash_password, new_api_key};
 use crate::config::{Config, Layer};
+use crate::model::access::Principal;
 use crate::model::policy::Policy;
 use crate::model::time::{format_taxii, now_micros, parse_taxii};
+use crate::service::audit::Operator;
+use crate::service::operator::{self, record_migrations};
+use crate::service::Service;
+use crate::storage::audit::ExportFilter;
 use crate::storage::{self, credentials, Storage, StorageError};
 
 /// Concordia: a TAXII 2.1 server for sharing STIX 2.1 threat intelligence between partners.
@@ -57,6 +62,9 @@ enum Command {
     },
     /// Print the merged configuration (secrets masked) and exit non-zero if it is invalid.
     CheckConfig,
+    /// The audit trail: verify, recipients of an object, export, purge.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Validate STIX 2.1 files offline (bundles, envelopes, lists or single objects) with the
     /// server's rules; exits non-zero if any object is invalid.
     Validate {
@@ -68,7 +76,8 @@ enum Command {
         json: bool,
     },
     /// Bulk-load STIX files (e.g. an ATT&CK release) into a collection, through the same
-    /// validation and sharing policy as the server, recorded as added by a partner.
+    /// validation, sharing policy, storage and audit as the server, recorded as added by a
+    /// partner (who must be allowed to write the collection, unless --operator).
     Import {
         /// Collection id.
         #[arg(long)]
@@ -76,6 +85,9 @@ enum Command {
         /// The partner the objects are recorded as added by.
         #[arg(long)]
         partner: String,
+        /// Load into a collection the partner may not write, as an operator action.
+        #[arg(long)]
+        operator: bool,
         /// Objects per transaction.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
@@ -83,6 +95,44 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every hash chain of the audit trail; exit 1 naming the first broken link.
+    Verify,
+    /// Every partner that was served an object (or one version of it): when, and through
+    /// which credential.
+    Recipients {
+        /// The STIX id, e.g. indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f.
+        object_id: String,
+        /// Only this version (the object's `modified`, or `created`).
+        #[arg(long)]
+        version: Option<String>,
+        /// One JSON record per delivery instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write audit records to stdout, for the operator's SIEM.
+    Export {
+        /// From this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this time (RFC 3339, exclusive).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this partner's requests.
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only requests on this collection (id).
+        #[arg(long)]
+        collection: Option<String>,
+        /// jsonl (one JSON record per line) or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
+    /// Remove records older than audit_retention_days now (the server also does it hourly).
+    Purge,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +146,15 @@ struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates are accepted (mutual TLS).
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+    /// PEM CRLs for client certificates.
+    #[arg(long)]
+    tls_crl: Option<PathBuf>,
+    /// Client certificates: off, optional or required.
+    #[arg(long)]
+    client_auth: Option<String>,
     /// Allow plain HTTP on a non-loopback address because a TLS proxy terminates HTTPS.
     #[arg(long)]
     behind_tls_proxy: bool,
@@ -207,6 +266,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: a.listen.clone(),
                 tls_cert: a.tls_cert.clone(),
                 tls_key: a.tls_key.clone(),
+                tls_client_ca: a.tls_client_ca.clone(),
+                tls_crl: a.tls_crl.clone(),
+                client_auth: a.client_auth.clone(),
                 behind_tls_proxy: a.behind_tls_proxy.then_some(true),
                 public_url: a.public_url.clone(),
                 anonymous_read: a.anonymous_read.then_some(true),
@@ -228,8 +290,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let storage = open(&config, !a.no_migrate)?;
+            let operator = Operator::from_environment(config.audit);
+            record_migrations(&storage, &operator).context("recording the migrations")?;
             if a.demo {
-                let lines = crate::demo::load(&storage).context("loading the demo")?;
+                let lines = crate::demo::load(&storage, &operator).context("loading the demo")?;
                 let scheme = if config.tls.is_some() { "https" } else { "http" };
                 let base = format!("{scheme}://{}", config.listen);
                 println!("Concordia demo: example alliance policy loaded from examples/alliance.toml, sample objects in 'Alliance indicators'.");
@@ -248,10 +312,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let config = load_config(&cli, Layer::default())?;
-            let url = storage::DbUrl::parse(&config.database_url)?;
-            let mut c = storage::open(&url)?;
-            let n = storage::migrate(&mut c)?;
-            println!("applied {n} migration(s) to {}", config.database_url);
+            let storage = open(&config, true)?;
+            let applied = storage.migrations_applied();
+            record_migrations(&storage, &Operator::from_environment(config.audit))?;
+            println!("applied {} migration(s) to {}", applied.len(), config.database_url);
             Ok(())
         }
         Command::Apply { policy, dry_run, prune } => {
@@ -260,35 +324,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let parsed = Policy::from_toml(&text).map_err(|p| {
                 anyhow::anyhow!("{} is not a valid policy:\n  - {}", policy.display(), p.join("\n  - "))
             })?;
-            let storage = open(&config, true)?;
-            let result = storage.write_blocking(|c| {
-                let changes = storage::access::apply(c, &parsed, *prune)?;
-                if *dry_run {
-                    Err(StorageError::RolledBack(changes))
-                } else {
-                    Ok(changes)
-                }
-            });
-            let (changes, applied) = match result {
-                Ok(ch) => (ch, true),
-                Err(StorageError::RolledBack(ch)) => (ch, false),
-                Err(e) => return Err(e.into()),
-            };
-            for line in &changes {
-                println!("{line}");
-            }
-            let real = changes.iter().filter(|l| !l.starts_with('=')).count();
-            match (applied, real) {
+            let (storage, operator) = open_as_operator(&config)?;
+            let plan = operator::apply_policy(&storage, &operator, &parsed, *prune, *dry_run)?;
+            print!("{plan}");
+            match (*dry_run, plan.changes.len()) {
                 (_, 0) => println!("no changes: the database already matches {}", policy.display()),
-                (true, n) => println!("applied {n} change(s)"),
-                (false, n) => println!("dry run: {n} change(s) would be applied"),
+                (false, n) => println!("applied {n} change(s)"),
+                (true, n) => println!("dry run: {n} change(s) would be applied"),
             }
             Ok(())
         }
         Command::Credential(cmd) => {
             let config = load_config(&cli, Layer::default())?;
-            let storage = open(&config, true)?;
-            credential(&storage, cmd)
+            let (storage, operator) = open_as_operator(&config)?;
+            credential(&storage, &operator, cmd)
         }
         Command::Access { partner } => {
             let config = load_config(&cli, Layer::default())?;
@@ -306,24 +355,155 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 println!("/{root}/collections/{id}/  {r:<10}  {title}");
             }
+            print_certificates(&storage, partner)?;
             Ok(())
         }
         Command::Validate { files, json } => validate(files, *json),
-        Command::Import { collection, partner, batch, files } => {
+        Command::Import { collection, partner, operator: force, batch, files } => {
             let config = load_config(&cli, Layer::default())?;
             init_tracing(config.json_logs);
-            let storage = open(&config, true)?;
-            import(&storage, collection, partner, (*batch).clamp(1, 50_000), files)
+            let (storage, operator) = open_as_operator(&config)?;
+            let import = Import { collection, partner, operator_override: *force, batch: (*batch).clamp(1, 50_000) };
+            run_import(&config, storage, &operator, &import, files)
         }
         Command::CheckConfig => {
             let config = load_config(&cli, Layer::default())?;
             println!("{config:#?}");
             Ok(())
         }
+        Command::Audit(cmd) => {
+            let config = load_config(&cli, Layer::default())?;
+            let (storage, operator) = open_as_operator(&config)?;
+            audit(&config, &storage, &operator, cmd)
+        }
     }
 }
 
-fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> {
+/// Opens the database for an operator action (migrations recorded) and says who acts.
+fn open_as_operator(config: &Config) -> anyhow::Result<(Storage, Operator)> {
+    let storage = open(config, true)?;
+    let operator = Operator::from_environment(config.audit);
+    record_migrations(&storage, &operator).context("recording the migrations")?;
+    Ok((storage, operator))
+}
+
+/// Prints the certificate identities of a partner (from the policy).
+fn print_certificates(storage: &Storage, partner: &str) -> anyhow::Result<()> {
+    let certs =
+        storage.read_blocking(|c| storage::access::partner_certificates(c, partner)).map_err(not_found("partner"))?;
+    for (kind, pattern) in certs {
+        println!("certificate  {kind:<11}  {pattern}");
+    }
+    Ok(())
+}
+
+fn audit(config: &Config, storage: &Storage, operator: &Operator, cmd: &AuditCommand) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match cmd {
+        AuditCommand::Verify => {
+            let v = crate::service::audit::verify(storage)?;
+            if v.breaks.is_empty() {
+                println!("audit trail intact: {} record(s) in {} chain(s)", v.records, v.chains);
+                return Ok(());
+            }
+            for b in &v.breaks {
+                println!("BROKEN {b}");
+            }
+            bail!(
+                "the audit trail does not verify: {} chain(s) broken; first: {}",
+                v.breaks.len(),
+                v.breaks.first().map(ToString::to_string).unwrap_or_default()
+            )
+        }
+        AuditCommand::Recipients { object_id, version, json } => {
+            let deliveries =
+                crate::service::audit::recipients(storage, object_id, version.as_deref()).map_err(|e| match e {
+                    StorageError::Conflict(m) => anyhow::anyhow!(m),
+                    e => e.into(),
+                })?;
+            if *json {
+                for d in &deliveries {
+                    println!("{}", serde_json::to_string(d)?);
+                }
+                return Ok(());
+            }
+            if deliveries.is_empty() {
+                println!(
+                    "no partner was served {object_id}{}",
+                    version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            println!(
+                "{:<20}  {:<27}  {:<11}  {:<44}  {:<27}  request id",
+                "partner", "served at", "credential", "credential id", "version"
+            );
+            for d in &deliveries {
+                println!(
+                    "{:<20}  {:<27}  {:<11}  {:<44}  {:<27}  {}",
+                    d.partner,
+                    d.served_at,
+                    d.credential_method,
+                    d.credential_id,
+                    d.version,
+                    d.request_id.as_deref().unwrap_or("")
+                );
+            }
+            let mut partners: Vec<&str> = deliveries.iter().map(|d| d.partner.as_str()).collect();
+            partners.sort_unstable();
+            partners.dedup();
+            println!("{} deliveries to {} partner(s): {}", deliveries.len(), partners.len(), partners.join(", "));
+            Ok(())
+        }
+        AuditCommand::Export { since, until, partner, collection, format } => {
+            let partner_id = match partner {
+                Some(p) => {
+                    Some(storage.read_blocking(|c| storage::access::partner_id(c, p)).map_err(not_found("partner"))?)
+                }
+                None => None,
+            };
+            let filter = ExportFilter {
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                partner_id,
+                collection_id: collection.clone(),
+            };
+            let csv = match format.as_str() {
+                "jsonl" => false,
+                "csv" => true,
+                other => bail!("--format {other}: use jsonl or csv"),
+            };
+            let out = std::io::stdout();
+            let mut out = std::io::BufWriter::new(out.lock());
+            if csv {
+                writeln!(out, "{}", crate::service::audit::CSV_COLUMNS.join(","))?;
+            }
+            let io = |e: std::io::Error| StorageError::Unavailable(Box::new(e));
+            crate::service::audit::export(storage, &filter, |e| {
+                if csv {
+                    writeln!(out, "{}", crate::service::audit::csv_line(&e)).map_err(io)
+                } else {
+                    writeln!(out, "{}", serde_json::to_string(&e).unwrap_or_default()).map_err(io)
+                }
+            })?;
+            out.flush()?;
+            Ok(())
+        }
+        AuditCommand::Purge => {
+            let Some(days) = config.audit_retention_days else {
+                bail!("audit_retention_days is not set: records are kept forever");
+            };
+            let span = i64::try_from(days.saturating_mul(86_400_000_000)).unwrap_or(i64::MAX);
+            let before = now_micros().saturating_sub(span);
+            let by = operator.id.clone();
+            let n = storage.write_blocking(|c| crate::service::audit::purge(c, before, &by))?;
+            println!("purged {n} audit record(s) older than {days} day(s)");
+            Ok(())
+        }
+    }
+}
+
+fn credential(storage: &Storage, operator: &Operator, cmd: &CredentialCommand) -> anyhow::Result<()> {
     match cmd {
         CredentialCommand::Add { partner, password_stdin, api_key, label, expires } => {
             let expires_at = expires.as_deref().map(parse_time).transpose()?;
@@ -342,41 +522,29 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
                     bail!("passwords must not start with cnc_ (reserved for API keys)");
                 }
                 let hash = hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-                let id = storage
-                    .write_blocking(|c| {
-                        credentials::add(
-                            c,
-                            &credentials::NewCredential {
-                                partner,
-                                kind: "password",
-                                lookup: None,
-                                secret_hash: &hash,
-                                label: label.as_deref(),
-                                now,
-                                expires_at,
-                            },
-                        )
-                    })
-                    .map_err(not_found("partner"))?;
+                let new = credentials::NewCredential {
+                    partner,
+                    kind: "password",
+                    lookup: None,
+                    secret_hash: &hash,
+                    label: label.as_deref(),
+                    now,
+                    expires_at,
+                };
+                let id = operator::add_credential(storage, operator, &new).map_err(not_found("partner"))?;
                 eprintln!("added password credential {id} for {partner}");
             } else if *api_key {
                 let (key, lookup, digest) = new_api_key();
-                let id = storage
-                    .write_blocking(|c| {
-                        credentials::add(
-                            c,
-                            &credentials::NewCredential {
-                                partner,
-                                kind: "api_key",
-                                lookup: Some(&lookup),
-                                secret_hash: &digest,
-                                label: label.as_deref(),
-                                now,
-                                expires_at,
-                            },
-                        )
-                    })
-                    .map_err(not_found("partner"))?;
+                let new = credentials::NewCredential {
+                    partner,
+                    kind: "api_key",
+                    lookup: Some(&lookup),
+                    secret_hash: &digest,
+                    label: label.as_deref(),
+                    now,
+                    expires_at,
+                };
+                let id = operator::add_credential(storage, operator, &new).map_err(not_found("partner"))?;
                 eprintln!("added API key credential {id} for {partner}; the key is shown only now:");
                 println!("{key}");
             }
@@ -385,7 +553,7 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
         CredentialCommand::List { partner } => {
             let list = storage.read_blocking(|c| credentials::list(c, partner)).map_err(not_found("partner"))?;
             let now = now_micros();
-            println!("{:<36}  {:<8}  {:<8}  {:<27}  label", "id", "kind", "state", "expires");
+            println!("{:<36}  {:<11}  {:<8}  {:<27}  label", "id", "kind", "state", "expires");
             for c in list {
                 let state = if c.revoked_at.is_some() {
                     "revoked"
@@ -395,7 +563,7 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
                     "active"
                 };
                 println!(
-                    "{:<36}  {:<8}  {:<8}  {:<27}  {}",
+                    "{:<36}  {:<11}  {:<8}  {:<27}  {}",
                     c.id,
                     c.kind,
                     state,
@@ -403,12 +571,21 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
                     c.label.unwrap_or_default()
                 );
             }
+            // Certificate identities come from the policy (`certificates`, `certificate_subjects`,
+            // `certificate_sans`); they are valid while the certificate is (checked at handshake).
+            let certs = storage
+                .read_blocking(|c| storage::access::partner_certificates(c, partner))
+                .map_err(not_found("partner"))?;
+            for (kind, pattern) in certs {
+                println!(
+                    "{:<36}  {:<11}  {:<8}  {:<27}  from the policy ({kind})",
+                    pattern, "certificate", "active", "certificate's own"
+                );
+            }
             Ok(())
         }
         CredentialCommand::Revoke { id } => {
-            storage
-                .write_blocking(|c| credentials::revoke(c, id, now_micros()))
-                .map_err(not_found("active credential"))?;
+            operator::revoke_credential(storage, operator, id, now_micros()).map_err(not_found("active credential"))?;
             println!("revoked {id}");
             Ok(())
         }
@@ -417,7 +594,7 @@ fn credential(storage: &Storage, cmd: &CredentialCommand) -> anyhow::Result<()> 
                 Some(t) => parse_time(t)?,
                 None => now_micros(),
             };
-            storage.write_blocking(|c| credentials::expire(c, id, at)).map_err(not_found("credential"))?;
+            operator::expire_credential(storage, operator, id, at).map_err(not_found("credential"))?;
             println!("credential {id} expires at {}", format_taxii(at));
             Ok(())
         }
@@ -498,13 +675,21 @@ fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import(storage: &Storage, collection: &str, partner: &str, batch: usize, files: &[PathBuf]) -> anyhow::Result<()> {
-    use crate::service::prepare_object;
-    let validator = crate::stix::Validator::new().map_err(|e| anyhow::anyhow!("loading the STIX schemas: {e}"))?;
-    let view = storage.read_blocking(storage::access::load_view)?;
-    let col = view.collection(collection).with_context(|| format!("collection {collection} not found"))?;
-    let partner_id =
-        storage.read_blocking(|c| storage::access::partner_id(c, partner)).map_err(not_found("partner"))?;
+/// What `concordia import` loads, where, and as whom.
+struct Import<'a> {
+    collection: &'a str,
+    partner: &'a str,
+    operator_override: bool,
+    batch: usize,
+}
+
+fn run_import(
+    config: &Config,
+    storage: Storage,
+    operator: &Operator,
+    import: &Import<'_>,
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
     let texts: Vec<(PathBuf, String)> = files
         .iter()
         .map(|f| std::fs::read_to_string(f).map(|t| (f.clone(), t)).with_context(|| format!("reading {}", f.display())))
@@ -514,40 +699,42 @@ fn import(storage: &Storage, collection: &str, partner: &str, batch: usize, file
         let objects = read_objects(text).with_context(|| format!("{} cannot be read as STIX", file.display()))?;
         all.extend(objects.into_iter().map(|o| (file, o)));
     }
+    let service = Service::offline(storage.clone(), config.audit)
+        .map_err(|e| anyhow::anyhow!("loading the STIX schemas: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(service.refresh(true))?;
+    let partner_id =
+        storage.read_blocking(|c| storage::access::partner_id(c, import.partner)).map_err(not_found("partner"))?;
+    let partner = Principal::Partner { id: partner_id, name: import.partner.to_owned() };
+    let title = service
+        .view()
+        .collection(import.collection)
+        .map(|c| c.title.clone())
+        .with_context(|| format!("collection {} not found", import.collection))?;
     let bar = indicatif::ProgressBar::new(all.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects ({per_sec}, eta {eta}) {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut stored, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
-    for (n, chunk) in all.chunks(batch).enumerate() {
-        let mut items = Vec::with_capacity(chunk.len());
-        for (i, (file, raw)) in chunk.iter().enumerate() {
-            match prepare_object(&validator, Some(&col.sharing), raw.get(), n * batch + i) {
-                Ok(item) => items.push(item),
-                Err(f) => {
-                    failed += 1;
-                    bar.suspend(|| {
-                        eprintln!("{}: {} {}: {}", file.display(), f.id, f.version, f.message.unwrap_or_default())
-                    });
-                }
-            }
+    let (mut stored, mut duplicates, mut failed) = (0usize, 0usize, 0u64);
+    for chunk in all.chunks(import.batch) {
+        let objects: Vec<String> = chunk.iter().map(|(_, raw)| raw.get().to_owned()).collect();
+        let status = rt
+            .block_on(service.import(operator, &partner, import.operator_override, import.collection, objects))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for f in &status.failures {
+            let file = chunk.first().map(|(f, _)| f.display().to_string()).unwrap_or_default();
+            bar.suspend(|| eprintln!("{file}: {} {}: {}", f.id, f.version, f.message.as_deref().unwrap_or_default()));
         }
-        let outcomes = storage.write_blocking(|c| {
-            storage::objects::insert(c, &col.id, partner_id, &items, crate::model::time::now_micros())
-        })?;
-        for o in outcomes {
-            match o {
-                storage::objects::Outcome::Stored { .. } => stored += 1,
-                storage::objects::Outcome::Duplicate { .. } => duplicates += 1,
-            }
-        }
+        let present = status.successes.iter().filter(|s| s.message.is_some()).count();
+        duplicates += present;
+        stored += status.successes.len() - present;
+        failed += status.failure_count;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     println!(
-        "imported into '{}': {stored} stored, {duplicates} already present, {failed} refused (of {})",
-        col.title,
+        "imported into '{title}': {stored} stored, {duplicates} already present, {failed} refused (of {})",
         all.len()
     );
     if failed > 0 {

@@ -22,6 +22,16 @@ pub struct Layer {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS.
     pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates are accepted (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// PEM certificate revocation lists for client certificates; a revoked certificate is refused.
+    pub tls_crl: Option<PathBuf>,
+    /// Client certificates: `off` (default), `optional` (passwords and API keys keep working on
+    /// the same port) or `required`.
+    pub client_auth: Option<String>,
+    /// How often the TLS files are checked for changes and reloaded, in seconds (default 5;
+    /// SIGHUP reloads at once).
+    pub tls_reload_seconds: Option<u64>,
     /// Allow plain HTTP on a non-loopback address because a TLS proxy sits in front.
     pub behind_tls_proxy: Option<bool>,
     /// The base URL partners use to reach this server, e.g. `https://taxii.example.org` (behind
@@ -50,6 +60,10 @@ pub struct Layer {
     pub pool_size: Option<u32>,
     /// `text` or `json` log lines (default text).
     pub log_format: Option<String>,
+    /// Keep the audit trail (default true).
+    pub audit: Option<bool>,
+    /// Days audit records are kept; older ones are purged, leaving an anchor (default: forever).
+    pub audit_retention_days: Option<u64>,
 }
 
 macro_rules! merge_fields {
@@ -66,6 +80,10 @@ impl Layer {
             database_url,
             tls_cert,
             tls_key,
+            tls_client_ca,
+            tls_crl,
+            client_auth,
+            tls_reload_seconds,
             behind_tls_proxy,
             public_url,
             server_key,
@@ -77,7 +95,9 @@ impl Layer {
             policy_refresh_ms,
             workers,
             pool_size,
-            log_format
+            log_format,
+            audit,
+            audit_retention_days
         );
         self
     }
@@ -100,6 +120,10 @@ impl Layer {
             database_url: var("database_url", problems),
             tls_cert: var("tls_cert", problems),
             tls_key: var("tls_key", problems),
+            tls_client_ca: var("tls_client_ca", problems),
+            tls_crl: var("tls_crl", problems),
+            client_auth: var("client_auth", problems),
+            tls_reload_seconds: var("tls_reload_seconds", problems),
             behind_tls_proxy: var("behind_tls_proxy", problems),
             public_url: var("public_url", problems),
             server_key: var("server_key", problems),
@@ -112,6 +136,8 @@ impl Layer {
             workers: var("workers", problems),
             pool_size: var("pool_size", problems),
             log_format: var("log_format", problems),
+            audit: var("audit", problems),
+            audit_retention_days: var("audit_retention_days", problems),
         }
     }
 }
@@ -132,12 +158,31 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Whether clients present certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Off,
+    Optional,
+    Required,
+}
+
+/// HTTPS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub crl: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    pub reload_seconds: u64,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
-    pub tls: Option<(PathBuf, PathBuf)>,
+    pub tls: Option<TlsSettings>,
     pub behind_tls_proxy: bool,
     /// Validated, without a trailing slash.
     pub public_url: Option<String>,
@@ -150,6 +195,8 @@ pub struct Config {
     pub workers: usize,
     pub pool_size: u32,
     pub json_logs: bool,
+    pub audit: bool,
+    pub audit_retention_days: Option<u64>,
 }
 
 impl Config {
@@ -185,21 +232,51 @@ impl Config {
             problems.push(format!("listen '{listen}' is not an address such as 127.0.0.1:8080"));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        let tls = match (l.tls_cert, l.tls_key) {
-            (Some(c), Some(k)) => {
-                for p in [&c, &k] {
-                    if !p.is_file() {
-                        problems.push(format!("TLS file {} does not exist", p.display()));
-                    }
-                }
-                Some((c, k))
+        let client_auth = match l.client_auth.as_deref().unwrap_or("off") {
+            "off" => ClientAuth::Off,
+            "optional" => ClientAuth::Optional,
+            "required" => ClientAuth::Required,
+            other => {
+                problems.push(format!("client_auth '{other}' must be off, optional or required"));
+                ClientAuth::Off
             }
+        };
+        for p in [&l.tls_cert, &l.tls_key, &l.tls_client_ca, &l.tls_crl].into_iter().flatten() {
+            if !p.is_file() {
+                problems.push(format!("TLS file {} does not exist", p.display()));
+            }
+        }
+        let tls = match (l.tls_cert, l.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert,
+                key,
+                client_ca: l.tls_client_ca.clone(),
+                crl: l.tls_crl.clone(),
+                client_auth,
+                reload_seconds: l.tls_reload_seconds.unwrap_or(5).max(1),
+            }),
             (None, None) => None,
             _ => {
                 problems.push("tls_cert and tls_key must be given together".into());
                 None
             }
         };
+        if client_auth != ClientAuth::Off && (tls.is_none() || l.tls_client_ca.is_none()) {
+            problems.push(
+                "client_auth optional or required needs HTTPS (tls_cert, tls_key) and tls_client_ca, the CAs whose client certificates are accepted".into(),
+            );
+        }
+        if l.tls_client_ca.is_some() && client_auth == ClientAuth::Off {
+            problems.push(
+                "tls_client_ca is set but client_auth is off; set client_auth = \"optional\" or \"required\"".into(),
+            );
+        }
+        if l.tls_crl.is_some() && l.tls_client_ca.is_none() {
+            problems.push("tls_crl needs tls_client_ca".into());
+        }
+        if l.audit_retention_days == Some(0) {
+            problems.push("audit_retention_days must be at least 1 (leave it out to keep records forever)".into());
+        }
         let behind_tls_proxy = l.behind_tls_proxy.unwrap_or(false);
         if tls.is_none() && !behind_tls_proxy && !listen.ip().is_loopback() {
             problems.push(format!(
@@ -276,6 +353,8 @@ impl Config {
             workers,
             pool_size,
             json_logs,
+            audit: l.audit.unwrap_or(true),
+            audit_retention_days: l.audit_retention_days,
         }
     }
 }

@@ -2,11 +2,13 @@
 //! so a newcomer can query a working server within a minute.
 
 use crate::auth::{hash_password, new_api_key};
+use crate::model::access::Principal;
 use crate::model::policy::Policy;
-use crate::model::stix::read_head;
 use crate::model::time::now_micros;
-use crate::storage::objects::NewObject;
-use crate::storage::{self, credentials, Storage, StorageError, StorageResult};
+use crate::service::audit::Operator;
+use crate::service::{operator, Service};
+use crate::storage::credentials::NewCredential;
+use crate::storage::{self, Storage, StorageError, StorageResult};
 
 /// The example policy, built into the binary.
 pub const ALLIANCE_POLICY: &str = include_str!("../examples/alliance.toml");
@@ -28,9 +30,10 @@ pub fn demo_passwords(policy: &Policy) -> Vec<(String, String)> {
     policy.partners.iter().map(|p| (p.name.clone(), format!("demo-{}", p.name))).collect()
 }
 
-/// Loads the demo into `storage`: policy, a password per partner, one API key for cert-bravo,
-/// and the sample objects in "Alliance indicators". Returns the lines to print.
-pub fn load(storage: &Storage) -> StorageResult<Vec<String>> {
+/// Loads the demo into `storage` through the operator's own doors (each recorded in the audit
+/// trail): the policy, a password per partner, one API key for cert-bravo, and the sample objects
+/// in "Alliance indicators", imported as cert-alpha. Returns the lines to print.
+pub fn load(storage: &Storage, operator: &Operator) -> StorageResult<Vec<String>> {
     let policy = Policy::from_toml(ALLIANCE_POLICY).map_err(|e| StorageError::Conflict(e.join("; ")))?;
     let mut lines = Vec::new();
     let used = storage.read_blocking(storage::access::holds_data)?;
@@ -41,49 +44,47 @@ pub fn load(storage: &Storage) -> StorageResult<Vec<String>> {
                 .into(),
         ));
     }
-    storage.write_blocking(|c| storage::access::apply(c, &policy, false))?;
+    operator::apply_policy(storage, operator, &policy, false, false)?;
     let now = now_micros();
     for (partner, password) in demo_passwords(&policy) {
         let hash = hash_password(&password).map_err(StorageError::Conflict)?;
-        storage.write_blocking(|c| {
-            credentials::add(
-                c,
-                &credentials::NewCredential {
-                    partner: &partner,
-                    kind: "password",
-                    lookup: None,
-                    secret_hash: &hash,
-                    label: Some("demo"),
-                    now,
-                    expires_at: None,
-                },
-            )
-        })?;
+        let new = NewCredential {
+            partner: &partner,
+            kind: "password",
+            lookup: None,
+            secret_hash: &hash,
+            label: Some("demo"),
+            now,
+            expires_at: None,
+        };
+        operator::add_credential(storage, operator, &new)?;
         lines.push(format!("  {partner:<18} password {password}"));
     }
     let (key, lookup, digest) = new_api_key();
-    storage.write_blocking(|c| {
-        credentials::add(
-            c,
-            &credentials::NewCredential {
-                partner: "cert-bravo",
-                kind: "api_key",
-                lookup: Some(&lookup),
-                secret_hash: &digest,
-                label: Some("demo"),
-                now,
-                expires_at: None,
-            },
-        )
-    })?;
+    let new = NewCredential {
+        partner: "cert-bravo",
+        kind: "api_key",
+        lookup: Some(&lookup),
+        secret_hash: &digest,
+        label: Some("demo"),
+        now,
+        expires_at: None,
+    };
+    operator::add_credential(storage, operator, &new)?;
     lines.push(format!("  cert-bravo         API key  {key}"));
-    let items: Vec<NewObject> = SAMPLES
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| read_head(s, i).ok().map(|head| NewObject { head, body: (*s).to_owned() }))
-        .collect();
+    let service = Service::offline(storage.clone(), operator.audit).map_err(StorageError::Conflict)?;
     let alpha = storage.read_blocking(|c| storage::access::partner_id(c, "cert-alpha"))?;
-    storage.write_blocking(|c| storage::objects::insert(c, ALLIANCE_COLLECTION, alpha, &items, now_micros()))?;
+    let alpha = Principal::Partner { id: alpha, name: "cert-alpha".into() };
+    let samples: Vec<String> = SAMPLES.iter().map(|s| (*s).to_owned()).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StorageError::Unavailable(Box::new(e)))?;
+    let fail = |e: crate::service::ServiceError| StorageError::Conflict(e.to_string());
+    rt.block_on(async {
+        service.refresh(true).await.map_err(fail)?;
+        service.import(operator, &alpha, false, ALLIANCE_COLLECTION, samples).await.map_err(fail)
+    })?;
     Ok(lines)
 }
 

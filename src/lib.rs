@@ -21,3 +21,4 @@ pub mod server;
 pub mod service;
 pub mod stix;
 pub mod storage;
+pub mod tls;

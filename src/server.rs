@@ -1,4 +1,5 @@
-//! Builds and runs the HTTP server: state, routes, background refresh, TLS, graceful shutdown.
+//! Builds and runs the HTTP server: state, routes, background refresh, TLS (with mutual TLS and
+//! reloads), the audit appender, graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,15 @@ use anyhow::Context as _;
 use crate::auth::{random_secret_hex, Authenticator};
 use crate::config::Config;
 use crate::http::PublicBase;
+use crate::model::audit::{AuditKind, AuditRecord};
+use crate::model::time::now_micros;
+use crate::service::audit::Auditor;
 use crate::service::{Service, Settings};
 use crate::storage::{self, Storage};
+use crate::tls::Tls;
+
+/// How often the node anchors the heads of the audit chains in the cluster chain.
+const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(60);
 
 /// Opens the database and returns the `next`-token key: the configured one, else the key kept
 /// in the database (created on first use, so all nodes on one database share it).
@@ -23,23 +31,6 @@ pub fn server_key(storage: &Storage, config: &Config) -> anyhow::Result<Vec<u8>>
         .write_blocking(|c| storage::meta_insert_if_absent(c, "server_key", &candidate))
         .context("reading the server key from the database")?;
     Ok(key.into_bytes())
-}
-
-fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing certificates in {}", cert.display()))?;
-    let key =
-        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the private key in {}", key.display()))?;
-    // TLS 1.3 and 1.2 with rustls' AEAD-only suites; 0-RTT stays off (max_early_data_size = 0, T-004).
-    let cfg = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("the TLS certificate and key do not match or are unsupported")?;
-    Ok(cfg)
 }
 
 /// The base of the absolute URLs in discovery: `public_url`, else the address listened on; when
@@ -64,7 +55,46 @@ fn public_base(config: &Config, scheme: &'static str, addr: std::net::SocketAddr
     PublicBase::Fixed(fallback)
 }
 
-/// Starts the server and runs it until SIGINT/SIGTERM, finishing in-flight requests.
+/// Keeps the TLS files current: reloads them when they change (checked every
+/// `tls_reload_seconds`) and at once on SIGHUP.
+fn watch_tls(tls: Arc<Tls>, every: Duration) {
+    let reload = move |tls: &Tls, force: bool| match tls.reload(force) {
+        Ok(true) => tracing::info!("TLS certificate, client CAs and CRLs reloaded"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = format!("{e:#}"), "TLS files not reloaded; the previous ones stay in use"),
+    };
+    let polled = tls.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            reload(&polled, false);
+        }
+    });
+    actix_web::rt::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be watched; TLS files are reloaded when they change");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            reload(&tls, true);
+        }
+    });
+}
+
+/// Reads the client certificate of a mutual-TLS connection once, when it is established, for
+/// every request on it (`HttpRequest::conn_data`).
+fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+        let (_, session) = tls.get_ref();
+        if let Some(cert) = session.peer_certificates().and_then(<[_]>::first) {
+            ext.insert(crate::tls::peer_certificate(cert.as_ref()));
+        }
+    }
+}
+
+/// Starts the server and runs it until SIGINT/SIGTERM, finishing in-flight requests and
+/// committing the audit records still queued.
 pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // Requests refused below the routes get TAXII error resources too.
@@ -76,18 +106,26 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
         max_page_size: config.max_page_size,
         status_retention_hours: config.status_retention_hours,
         anonymous_read: config.anonymous_read,
+        audit: config.audit,
     };
     let validator =
         Arc::new(crate::stix::Validator::new().map_err(|e| anyhow::anyhow!("loading the STIX schemas: {e}"))?);
-    let service = Arc::new(Service::new(storage, auth, validator, settings));
+    let auditor = if config.audit {
+        Auditor::start(storage.clone(), AUDIT_ANCHOR_EVERY).await.context("starting the audit trail")?
+    } else {
+        Auditor::disabled()
+    };
+    let service = Arc::new(Service::new(storage, auth, validator, auditor, settings));
     service.refresh(true).await.context("loading the sharing policy")?;
 
     // Pick up policy and credential changes made by `concordia apply` / `credential` or by
-    // other nodes, and purge expired statuses.
+    // other nodes; purge expired statuses and, with a retention, old audit records.
     let refresher = service.clone();
     let period = Duration::from_millis(config.policy_refresh_ms);
+    let retention = config.audit_retention_days;
     actix_web::rt::spawn(async move {
         let mut ticks: u64 = 0;
+        let hourly = (3_600_000 / period.as_millis().max(1) as u64).max(1);
         loop {
             actix_web::rt::time::sleep(period).await;
             if let Err(e) = refresher.refresh(false).await {
@@ -101,6 +139,13 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
                     Err(e) => tracing::warn!(error = %e, "status purge failed"),
                 }
             }
+            if let Some(days) = retention.filter(|_| ticks % hourly == 1) {
+                match refresher.purge_audit(days).await {
+                    Ok(n) if n > 0 => tracing::info!(record.count = n, "purged audit records past their retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+                }
+            }
         }
     });
 
@@ -111,22 +156,48 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     let public = public_base(&config, scheme, addr);
     tracing::info!(public_url = ?public, "absolute URLs in discovery");
 
-    let data = web::Data::new(service);
+    let tls = match &config.tls {
+        Some(settings) => {
+            // A client certificate refused in the handshake is a failed login too.
+            let audit_svc = service.clone();
+            let on_refused: crate::tls::OnRefused = Arc::new(move |fingerprint: String, reason: String| {
+                if audit_svc.audit.enabled() {
+                    audit_svc.audit.record_blocking(AuditRecord {
+                        at: now_micros(),
+                        kind: AuditKind::AuthFailure.as_str().into(),
+                        credential_method: Some("certificate".into()),
+                        credential_id: Some(fingerprint),
+                        action: "tls_handshake".into(),
+                        detail: Some(serde_json::json!({ "reason": reason }).to_string()),
+                        ..AuditRecord::default()
+                    });
+                }
+            });
+            let tls = Arc::new(Tls::load(settings, Some(on_refused))?);
+            watch_tls(tls.clone(), Duration::from_secs(settings.reload_seconds));
+            Some(tls)
+        }
+        None => None,
+    };
+
+    let data = web::Data::new(service.clone());
     let public = web::Data::new(public);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(public.clone())
+            .wrap(middleware::from_fn(crate::http::audit_layer))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(crate::http::configure)
             .default_service(web::to(crate::http::no_route))
     })
+    .on_connect(on_connect)
     .workers(config.workers)
     .worker_max_blocking_threads((config.pool_size as usize * 2).max(8))
     .shutdown_timeout(30);
 
-    let server = match &config.tls {
-        Some((cert, key)) => server.listen_rustls_0_23(listener, tls_config(cert, key)?)?,
+    let server = match &tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls.server_config())?,
         None => server.listen(listener).with_context(|| format!("listening on {addr}"))?,
     };
     for addr in server.addrs() {
@@ -135,6 +206,7 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     }
     tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "server started");
     server.run().await.context("running the HTTP server")?;
+    service.audit.close().await;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::model::access::Principal;
+use crate::model::access::{AuthMethod, Caller, Credential, Principal};
 use crate::model::time::{now_micros, Micros};
 use crate::storage::{credentials, Storage, StorageError};
 
@@ -36,6 +36,12 @@ pub enum AuthError {
     TooManyFailures,
     #[error("the server is busy checking credentials; retry shortly")]
     Busy,
+    #[error("the client certificate ({0}) identifies no partner; ask the hub operator to list it in the policy")]
+    UnknownCertificate(String),
+    #[error("the client certificate ({0}) matches more than one partner's certificate patterns; the hub operator must make them distinct")]
+    AmbiguousCertificate(String),
+    #[error("the client certificate ({0}) and the Authorization header identify different partners; send one partner's credentials")]
+    ConflictingCredentials(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -106,9 +112,27 @@ fn parse_header(value: &str) -> Option<Presented<'_>> {
     }
 }
 
+/// What an `Authorization` header presented, for the audit trail of a refused login: the
+/// credential kind and the partner name or API key id (never a secret).
+pub fn presented_identity(header: Option<&str>) -> (&'static str, String) {
+    let shown = |s: &str| crate::model::stix::shown(s);
+    match header.map(parse_header) {
+        None => ("none", String::new()),
+        Some(None) => ("unknown", "an unreadable Authorization header".into()),
+        Some(Some(Presented::Basic { user, secret })) => match api_key_lookup(&secret) {
+            Some(lookup) => ("api_key", format!("cnc_{lookup} (as the password of '{}')", shown(&user))),
+            None => ("password", shown(&user)),
+        },
+        Some(Some(Presented::Key(key))) => match api_key_lookup(key) {
+            Some(lookup) => ("api_key", format!("cnc_{lookup}")),
+            None => ("api_key", "a key that is not a Concordia API key".into()),
+        },
+    }
+}
+
 #[derive(Clone)]
 struct Cached {
-    principal: Option<Principal>,
+    caller: Option<Caller>,
     until: Micros,
 }
 
@@ -196,15 +220,15 @@ impl Authenticator {
         m.finalize().into_bytes().into()
     }
 
-    /// Turns an `Authorization` header value into the partner it authenticates. `peer` is the
-    /// client address, for limiting failed logins.
-    pub async fn authenticate(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Principal, AuthError> {
+    /// Turns an `Authorization` header value into the partner it authenticates, with the
+    /// credential used. `peer` is the client address, for limiting failed logins.
+    pub async fn authenticate(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Caller, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let digest = self.digest(header);
         let now = now_micros();
         if let Some(hit) = self.lock().get(&digest).cloned() {
             if hit.until > now {
-                return hit.principal.ok_or(AuthError::Invalid);
+                return hit.caller.ok_or(AuthError::Invalid);
             }
         }
         if self.too_many_failures(peer, now) {
@@ -230,8 +254,8 @@ impl Authenticator {
             Some((_, expires)) => (now + self.ttl_micros).min(expires.unwrap_or(Micros::MAX)),
             None => now + self.failure_ttl_micros,
         };
-        let principal = outcome.map(|(p, _)| p);
-        if principal.is_none() {
+        let caller = outcome.map(|(p, _)| p);
+        if caller.is_none() {
             self.record_failure(peer, now);
         }
         {
@@ -243,19 +267,24 @@ impl Authenticator {
                         cache.clear();
                     }
                 }
-                cache.insert(digest, Cached { principal: principal.clone(), until });
+                cache.insert(digest, Cached { caller: caller.clone(), until });
             }
         }
-        principal.ok_or(AuthError::Invalid)
+        caller.ok_or(AuthError::Invalid)
     }
 
-    async fn check_key(&self, key: String, now: Micros) -> Result<Option<(Principal, Option<Micros>)>, AuthError> {
+    async fn check_key(&self, key: String, now: Micros) -> Result<Option<(Caller, Option<Micros>)>, AuthError> {
         let Some(lookup) = api_key_lookup(&key).map(str::to_owned) else { return Ok(None) };
         let found = self.storage.read(move |c| credentials::find_api_key(c, &lookup, now)).await?;
         Ok(found.and_then(|cred| {
             let digest = hex::encode(Sha256::digest(key.as_bytes()));
-            digest_eq(digest.as_bytes(), cred.secret_hash.as_bytes())
-                .then_some((Principal::Partner { id: cred.partner_id, name: cred.partner }, cred.expires_at))
+            digest_eq(digest.as_bytes(), cred.secret_hash.as_bytes()).then_some((
+                Caller {
+                    principal: Principal::Partner { id: cred.partner_id, name: cred.partner },
+                    credential: Credential { method: AuthMethod::ApiKey, id: Some(cred.id) },
+                },
+                cred.expires_at,
+            ))
         }))
     }
 
@@ -264,7 +293,7 @@ impl Authenticator {
         user: String,
         password: String,
         now: Micros,
-    ) -> Result<Option<(Principal, Option<Micros>)>, AuthError> {
+    ) -> Result<Option<(Caller, Option<Micros>)>, AuthError> {
         // No partner has a name outside this syntax; such a name is never sent to the database
         // (which might not even compare it: a NUL cannot be a PostgreSQL string).
         if !crate::model::policy::valid_name(&user) {
@@ -277,10 +306,15 @@ impl Authenticator {
         let storage = self.storage.clone();
         let verified = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             let creds = storage.read_blocking(|c| credentials::find_passwords(c, &user, now))?;
-            Ok(creds
-                .into_iter()
-                .find(|cred| verify_password(&cred.secret_hash, &password))
-                .map(|cred| (Principal::Partner { id: cred.partner_id, name: cred.partner }, cred.expires_at)))
+            Ok(creds.into_iter().find(|cred| verify_password(&cred.secret_hash, &password)).map(|cred| {
+                (
+                    Caller {
+                        principal: Principal::Partner { id: cred.partner_id, name: cred.partner },
+                        credential: Credential { method: AuthMethod::Password, id: Some(cred.id) },
+                    },
+                    cred.expires_at,
+                )
+            }))
         })
         .await
         .map_err(|e| StorageError::Unavailable(Box::new(e)))??;

@@ -6,16 +6,21 @@ pub mod media;
 
 use std::sync::Arc;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 
 use self::error::HttpError;
 use crate::auth::AuthError;
-use crate::model::access::Principal;
+use crate::model::access::{Caller, PeerCertificate, Principal};
+use crate::model::audit::{AuditKind, AuditRecord};
 use crate::model::filter::{parse_query, Endpoint};
-use crate::model::time::format_taxii;
+use crate::model::time::{format_taxii, now_micros};
 use crate::model::TAXII_CONTENT_TYPE;
+use crate::service::audit::RequestMeta;
 use crate::service::{Page, Service};
 
 type Svc = web::Data<Arc<Service>>;
@@ -89,24 +94,166 @@ fn seg<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
     req.match_info().get(name).unwrap_or_default()
 }
 
+/// What the audit trail needs to know of a request, gathered while it is answered; the
+/// [`audit_layer`] turns it into the request's record once the status is known.
+#[derive(Debug, Default)]
+struct AuditNote {
+    action: &'static str,
+    caller: Option<Caller>,
+    /// A refused login: (credential method, what was presented, why).
+    failure: Option<(&'static str, String, String)>,
+    api_root: Option<String>,
+    collection: Option<String>,
+    object: Option<String>,
+    filters: Option<String>,
+    page: Option<Page>,
+    /// A write recorded itself inside its transaction.
+    recorded: bool,
+}
+
+fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
+    let mut ext = req.extensions_mut();
+    match ext.get_mut::<AuditNote>() {
+        Some(n) => f(n),
+        None => {
+            let mut n = AuditNote::default();
+            f(&mut n);
+            ext.insert(n);
+        }
+    }
+}
+
+/// A path segment as the audit trail keeps it: as given when it is a name or id the server
+/// could hold, else escaped (a NUL or a control character never reaches the database).
+fn audit_segment(value: &str, valid: bool) -> String {
+    if valid {
+        value.to_owned()
+    } else {
+        crate::model::stix::shown(value)
+    }
+}
+
+/// Starts a request's audit note: the operation and the API root, collection and object named.
+fn begin(req: &HttpRequest, action: &'static str) {
+    let root = req.match_info().get("root").map(|r| audit_segment(r, crate::model::policy::valid_name(r)));
+    let collection = req.match_info().get("collection").map(|c| audit_segment(c, uuid::Uuid::parse_str(c).is_ok()));
+    let object = req.match_info().get("object").map(|o| {
+        let lower = o.to_ascii_lowercase();
+        let valid = crate::model::stix::valid_identifier(&lower).is_some();
+        audit_segment(if valid { &lower } else { o }, valid)
+    });
+    note(req, |n| {
+        n.action = action;
+        n.api_root = root;
+        n.collection = collection;
+        n.object = object;
+    });
+}
+
+/// This request's id and client address (set by [`audit_layer`]).
+fn meta(req: &HttpRequest) -> RequestMeta {
+    req.extensions().get::<RequestMeta>().cloned().unwrap_or_default()
+}
+
 /// Authenticates the request and checks its `Accept` header.
 async fn caller(req: &HttpRequest, svc: &Service) -> Result<Principal, HttpError> {
+    Ok(authenticated(req, svc).await?.principal)
+}
+
+/// Authenticates the request (password, API key or client certificate) and checks its `Accept`
+/// header; notes the outcome for the audit trail.
+async fn authenticated(req: &HttpRequest, svc: &Service) -> Result<Caller, HttpError> {
     let auth = header_str(req, header::AUTHORIZATION);
-    let who = match (auth, svc.settings().anonymous_read) {
-        (None, true) => Principal::Anonymous,
-        (auth, _) => match svc.auth.authenticate(auth, req.peer_addr().map(|a| a.ip())).await {
-            Ok(p) => p,
-            Err(AuthError::Invalid) => {
-                tracing::info!(peer = ?req.peer_addr(), "authentication failed");
-                return Err(HttpError::Auth(AuthError::Invalid));
+    let client = meta(req).client;
+    let cert = req.conn_data::<PeerCertificate>();
+    let caller = match svc.authenticate(auth, client, cert).await {
+        Ok(c) => c,
+        Err(e) => {
+            if !matches!(e, AuthError::Storage(_) | AuthError::Busy) {
+                let (method, presented) = match cert {
+                    Some(c) => ("certificate", c.fingerprint.clone()),
+                    None => crate::auth::presented_identity(auth),
+                };
+                let reason = e.to_string();
+                tracing::info!(client = ?client, credential.method = method, "authentication failed");
+                note(req, |n| n.failure = Some((method, presented, reason)));
             }
-            Err(e) => return Err(e.into()),
-        },
+            return Err(e.into());
+        }
     };
+    note(req, |n| n.caller = Some(caller.clone()));
     if !media::accepts_taxii21(header_str(req, header::ACCEPT)) {
         return Err(HttpError::NotAcceptable);
     }
-    Ok(who)
+    Ok(caller)
+}
+
+/// A new request id (128 random bits).
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Gives every request an id (returned as `X-Request-Id`) and, for TAXII requests, writes its
+/// audit record once the answer is known: the caller, what was asked and what was served.
+pub async fn audit_layer(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let meta = RequestMeta { request_id: new_request_id(), client: req.peer_addr().map(|a| a.ip()) };
+    req.extensions_mut().insert(meta.clone());
+    let svc = req.app_data::<Svc>().cloned();
+    let mut res = next.call(req).await?;
+    if let Ok(v) = header::HeaderValue::from_str(&meta.request_id) {
+        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    let note = res.request().extensions_mut().remove::<AuditNote>();
+    if let (Some(svc), Some(n)) = (svc, note) {
+        if svc.audit.enabled() && !n.recorded {
+            let status = i32::from(res.status().as_u16());
+            let record = match (&n.caller, n.failure) {
+                (Some(caller), _) => {
+                    let mut r = svc.request_record(
+                        caller,
+                        &meta,
+                        n.action,
+                        n.api_root.as_deref(),
+                        n.collection.as_deref(),
+                        n.object.as_deref(),
+                    );
+                    r.status = Some(status);
+                    r.filters = n.filters;
+                    if let Some(p) = n.page.filter(|_| status == 200) {
+                        r.filters = Some(p.filter.to_query());
+                        r.object_count = Some(i64::try_from(p.count).unwrap_or(i64::MAX));
+                        r.range_first = p.first;
+                        r.range_last = p.last;
+                        r.snapshot = p.snapshot;
+                    }
+                    Some(r)
+                }
+                (None, Some((method, presented, reason))) => Some(AuditRecord {
+                    at: now_micros(),
+                    kind: AuditKind::AuthFailure.as_str().into(),
+                    credential_method: Some(method.into()),
+                    credential_id: Some(presented),
+                    client: meta.client.map(|c| c.to_string()),
+                    action: n.action.into(),
+                    api_root: n.api_root,
+                    collection_id: n.collection,
+                    object_id: n.object,
+                    request_id: Some(meta.request_id.clone()),
+                    status: Some(status),
+                    detail: Some(serde_json::json!({ "reason": reason }).to_string()),
+                    ..AuditRecord::default()
+                }),
+                (None, None) => None,
+            };
+            if let Some(r) = record {
+                svc.audit.record(r).await;
+            }
+        }
+    }
+    Ok(res)
 }
 
 fn taxii_json<T: serde::Serialize>(value: &T) -> HttpResponse {
@@ -115,14 +262,14 @@ fn taxii_json<T: serde::Serialize>(value: &T) -> HttpResponse {
         .body(serde_json::to_vec(value).unwrap_or_default())
 }
 
-fn page_response(page: Page) -> HttpResponse {
+fn page_response(page: &Page) -> HttpResponse {
     let mut r = HttpResponse::Ok();
     r.insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE));
     if let (Some(first), Some(last)) = (page.first, page.last) {
         r.insert_header(("X-TAXII-Date-Added-First", format_taxii(first)));
         r.insert_header(("X-TAXII-Date-Added-Last", format_taxii(last)));
     }
-    r.body(page.body)
+    r.body(page.body.clone())
 }
 
 async fn health(svc: Svc) -> HttpResult {
@@ -131,6 +278,7 @@ async fn health(svc: Svc) -> HttpResult {
 }
 
 async fn discovery(req: HttpRequest, svc: Svc, base: web::Data<PublicBase>) -> HttpResult {
+    begin(&req, "discovery");
     let who = caller(&req, &svc).await?;
     Ok(taxii_json(&svc.discovery(&who, &base.for_request(&req))))
 }
@@ -193,54 +341,72 @@ fn is_authority(h: &str) -> bool {
 }
 
 async fn api_root(req: HttpRequest, svc: Svc) -> HttpResult {
+    begin(&req, "get_api_root");
     let who = caller(&req, &svc).await?;
     Ok(taxii_json(&svc.api_root(&who, seg(&req, "root"))?))
 }
 
 async fn status(req: HttpRequest, svc: Svc) -> HttpResult {
+    begin(&req, "get_status");
     let who = caller(&req, &svc).await?;
     let body = svc.get_status(&who, seg(&req, "root"), seg(&req, "status")).await?;
     Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE)).body(body))
 }
 
 async fn collections(req: HttpRequest, svc: Svc) -> HttpResult {
+    begin(&req, "get_collections");
     let who = caller(&req, &svc).await?;
     Ok(taxii_json(&svc.collections(&who, seg(&req, "root"))?))
 }
 
 async fn collection(req: HttpRequest, svc: Svc) -> HttpResult {
+    begin(&req, "get_collection");
     let who = caller(&req, &svc).await?;
     Ok(taxii_json(&svc.get_collection(&who, seg(&req, "root"), seg(&req, "collection"))?))
 }
 
-async fn list(req: HttpRequest, svc: Svc, endpoint: Endpoint) -> HttpResult {
+/// The query string as the audit trail keeps it when it did not parse (bounded, escaped).
+fn raw_query(req: &HttpRequest) -> Option<String> {
+    let q = req.query_string();
+    (!q.is_empty()).then(|| crate::model::stix::shown(&q.chars().take(1000).collect::<String>()))
+}
+
+async fn list(req: HttpRequest, svc: Svc, endpoint: Endpoint, action: &'static str) -> HttpResult {
+    begin(&req, action);
     let who = caller(&req, &svc).await?;
+    note(&req, |n| n.filters = raw_query(&req));
     let query = parse_query(req.query_string(), endpoint).map_err(|e| HttpError::Service(e.into()))?;
     let object = matches!(endpoint, Endpoint::Object | Endpoint::Versions).then(|| seg(&req, "object"));
     let page = svc.list(&who, endpoint, seg(&req, "root"), seg(&req, "collection"), object, query).await?;
-    Ok(page_response(page))
+    let response = page_response(&page);
+    note(&req, |n| n.page = Some(Page { body: Vec::new(), ..page }));
+    Ok(response)
 }
 
 async fn manifest(req: HttpRequest, svc: Svc) -> HttpResult {
-    list(req, svc, Endpoint::Manifest).await
+    list(req, svc, Endpoint::Manifest, "get_manifest").await
 }
 
 async fn get_objects(req: HttpRequest, svc: Svc) -> HttpResult {
-    list(req, svc, Endpoint::Objects).await
+    list(req, svc, Endpoint::Objects, "get_objects").await
 }
 
 async fn get_object(req: HttpRequest, svc: Svc) -> HttpResult {
-    list(req, svc, Endpoint::Object).await
+    list(req, svc, Endpoint::Object, "get_object").await
 }
 
 async fn versions(req: HttpRequest, svc: Svc) -> HttpResult {
-    list(req, svc, Endpoint::Versions).await
+    list(req, svc, Endpoint::Versions, "get_object_versions").await
 }
 
 async fn delete_object(req: HttpRequest, svc: Svc) -> HttpResult {
-    let who = caller(&req, &svc).await?;
+    begin(&req, "delete_object");
+    let caller = authenticated(&req, &svc).await?;
+    note(&req, |n| n.filters = raw_query(&req));
     let query = parse_query(req.query_string(), Endpoint::Delete).map_err(|e| HttpError::Service(e.into()))?;
-    svc.delete_object(&who, seg(&req, "root"), seg(&req, "collection"), seg(&req, "object"), query).await?;
+    let (root, col, obj) = (seg(&req, "root"), seg(&req, "collection"), seg(&req, "object"));
+    svc.delete_object(&caller, &meta(&req), root, col, obj, query).await?;
+    note(&req, |n| n.recorded = svc.settings().audit);
     Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, TAXII_CONTENT_TYPE)).finish())
 }
 
@@ -289,15 +455,18 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, max: i64) -> Re
 }
 
 async fn add_objects(req: HttpRequest, payload: web::Payload, svc: Svc) -> HttpResult {
-    let who = caller(&req, &svc).await?;
+    begin(&req, "add_objects");
+    let caller = authenticated(&req, &svc).await?;
+    let who = &caller.principal;
     let (root, col) = (seg(&req, "root"), seg(&req, "collection"));
-    let max = svc.max_content_length(&who, root, col)?;
+    let max = svc.max_content_length(who, root, col)?;
     let ct = header_str(&req, header::CONTENT_TYPE);
     if !media::is_taxii21_content_type(ct) {
         return Err(HttpError::UnsupportedMediaType(ct.unwrap_or("none").to_owned()));
     }
     let body = read_body(&req, payload, max).await?;
-    let status = svc.add_objects(&who, root, col, body).await?;
+    let status = svc.add_objects(&caller, &meta(&req), root, col, body).await?;
+    note(&req, |n| n.recorded = svc.settings().audit);
     tracing::info!(
         api_root = root,
         collection.id = col,

@@ -86,6 +86,76 @@ impl Default for Filter {
     }
 }
 
+impl Filter {
+    /// The filter as a canonical query string (`parse_query` reads it back), for the audit trail.
+    pub fn to_query(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(t) = self.added_after {
+            parts.push(format!("added_after={}", super::time::format_taxii(t)));
+        }
+        if !self.ids.is_empty() {
+            parts.push(format!("match[id]={}", self.ids.join(",")));
+        }
+        if !self.types.is_empty() {
+            parts.push(format!("match[type]={}", self.types.join(",")));
+        }
+        match &self.versions {
+            VersionSel::All => parts.push("match[version]=all".into()),
+            VersionSel::Some { first, last, explicit } => {
+                let mut v: Vec<&str> = Vec::new();
+                if *first {
+                    v.push("first");
+                }
+                if *last {
+                    v.push("last");
+                }
+                v.extend(explicit.iter().map(String::as_str));
+                parts.push(format!("match[version]={}", v.join(",")));
+            }
+        }
+        if !self.spec_versions.is_empty() {
+            parts.push(format!("match[spec_version]={}", self.spec_versions.join(",")));
+        }
+        parts.join("&")
+    }
+
+    /// Whether the filter's version selection (`match[version]`, `match[spec_version]`) picks the
+    /// version `(key, spec)` of an object whose versions in the collection are `all` (each
+    /// `(key, spec)`, `key` being the normalised version key). The same rule storage applies
+    /// with its flags (see `storage::objects`): without `match[spec_version]`, `first`/`last`/`all`
+    /// are taken within the object's latest spec version; with one, within it; with several,
+    /// over every version; explicit versions match in any spec version not filtered out.
+    pub fn selects_version(&self, key: &str, spec: &str, all: &[(String, String)]) -> bool {
+        let max_spec = all.iter().map(|(_, s)| s.as_str()).max().unwrap_or(spec);
+        let specs_ok = match self.spec_versions.as_slice() {
+            [] => true,
+            listed => listed.iter().any(|s| s == spec),
+        };
+        if !specs_ok {
+            return false;
+        }
+        // The versions `first` and `last` are taken among.
+        let pool: Vec<&str> = all
+            .iter()
+            .filter(|(_, s)| match self.spec_versions.as_slice() {
+                [] | [_] => s == spec,
+                _ => true,
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let is_last = pool.iter().all(|k| *k <= key);
+        let is_first = pool.iter().all(|k| *k >= key);
+        let latest_spec = self.spec_versions.is_empty().then_some(spec == max_spec);
+        match &self.versions {
+            VersionSel::All => latest_spec.unwrap_or(true),
+            VersionSel::Some { first, last, explicit } => {
+                let flagged = latest_spec.unwrap_or(true);
+                (*last && is_last && flagged) || (*first && is_first && flagged) || explicit.iter().any(|e| e == key)
+            }
+        }
+    }
+}
+
 /// A parsed query: filters, the client's limit and the `next` token, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
@@ -342,6 +412,38 @@ mod tests {
         ] {
             assert!(parse_query(bad, Endpoint::Objects).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn filters_round_trip_through_their_query_string() {
+        for q in [
+            "",
+            "added_after=2016-01-01T01:01:01.5Z&match[id]=indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f&match[type]=indicator,malware",
+            "match[version]=first,2016-01-01T01:01:01Z,last&match[spec_version]=2.0,2.1",
+            "match[version]=all",
+        ] {
+            let f = parse_query(q, Endpoint::Objects).unwrap_or_else(|e| panic!("{e}")).filter;
+            let again = parse_query(&f.to_query(), Endpoint::Objects).unwrap_or_else(|e| panic!("{e}")).filter;
+            assert_eq!(f, again, "{q} -> {}", f.to_query());
+        }
+    }
+
+    #[test]
+    fn version_selection() {
+        let v = |k: &str, s: &str| (k.to_owned(), s.to_owned());
+        let all = vec![v("1", "2.0"), v("2", "2.1"), v("3", "2.1"), v("4", "2.0")];
+        let f = |q: &str| parse_query(q, Endpoint::Objects).unwrap_or_else(|e| panic!("{e}")).filter;
+        // Default: last of the latest spec version (2.1): key 3 only.
+        let picked = |flt: &Filter| {
+            all.iter().filter(|(k, s)| flt.selects_version(k, s, &all)).map(|(k, _)| k.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(picked(&f("")), vec!["3"]);
+        assert_eq!(picked(&f("match[version]=first")), vec!["2"]);
+        assert_eq!(picked(&f("match[version]=all")), vec!["2", "3"]);
+        assert_eq!(picked(&f("match[spec_version]=2.0")), vec!["4"]);
+        assert_eq!(picked(&f("match[spec_version]=2.0,2.1")), vec!["4"]);
+        assert_eq!(picked(&f("match[spec_version]=2.0,2.1&match[version]=first")), vec!["1"]);
+        assert_eq!(picked(&f("match[version]=all&match[spec_version]=2.0,2.1")), vec!["1", "2", "3", "4"]);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Plain domain types: TAXII resources, filters, the `next` cursor, timestamps. No I/O.
 
 pub mod access;
+pub mod audit;
 pub mod cursor;
 pub mod filter;
 pub mod ijson;
+pub mod plan;
 pub mod policy;
 pub mod stix;
 pub mod time;

@@ -39,6 +39,127 @@ fn default_max_content_length() -> i64 {
 pub struct PartnerPolicy {
     pub name: String,
     pub title: Option<String>,
+    /// Client certificates that identify the partner, by SHA-256 fingerprint of the DER
+    /// certificate: `sha256:<64 hex digits>` (colons and upper case are accepted).
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Subject patterns: `CN=*.alpha.example,O=CERT Alpha`; every attribute listed must be
+    /// present with a matching value (`*` matches any characters).
+    #[serde(default)]
+    pub certificate_subjects: Vec<String>,
+    /// subjectAltName patterns: `dns:*.alpha.example`, `email:soc@alpha.example`, `uri:…`, `ip:…`.
+    #[serde(default)]
+    pub certificate_sans: Vec<String>,
+}
+
+/// Subject attributes a pattern may name, in their canonical spelling.
+const SUBJECT_ATTRIBUTES: &[&str] =
+    &["CN", "O", "OU", "C", "L", "ST", "emailAddress", "serialNumber", "DC", "UID", "street", "title", "GN", "SN"];
+
+/// Normalises a fingerprint to `sha256:<lower-case hex>`.
+pub fn parse_fingerprint(f: &str) -> Option<String> {
+    let hex: String =
+        f.strip_prefix("sha256:").or_else(|| f.strip_prefix("SHA256:"))?.chars().filter(|c| *c != ':').collect();
+    (hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit()))
+        .then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
+}
+
+/// Parses `ATTR=value,ATTR=value` (a `,` inside a value written `\,`).
+pub fn parse_subject_pattern(p: &str) -> Result<Vec<(String, String)>, String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.push(chars.next().unwrap_or('\\')),
+            ',' => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    parts.push(current);
+    let mut out = Vec::new();
+    for part in parts {
+        let Some((attr, value)) = part.split_once('=') else {
+            return Err(format!("'{part}' is not ATTRIBUTE=value"));
+        };
+        let attr = attr.trim();
+        let Some(canonical) = SUBJECT_ATTRIBUTES.iter().find(|a| a.eq_ignore_ascii_case(attr)) else {
+            return Err(format!("'{attr}' is not a subject attribute ({})", SUBJECT_ATTRIBUTES.join(", ")));
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!("{canonical} has an empty value"));
+        }
+        out.push(((*canonical).to_owned(), value.to_owned()));
+    }
+    Ok(out)
+}
+
+/// Writes a parsed subject pattern back in canonical form.
+pub fn subject_pattern_text(attrs: &[(String, String)]) -> String {
+    attrs
+        .iter()
+        .map(|(a, v)| format!("{a}={}", v.replace('\\', "\\\\").replace(',', "\\,")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses `kind:pattern` with kind `dns`, `email`, `uri` or `ip`.
+pub fn parse_san_pattern(p: &str) -> Result<(String, String), String> {
+    match p.split_once(':') {
+        Some((kind, pattern)) if matches!(kind, "dns" | "email" | "uri" | "ip") && !pattern.is_empty() => {
+            Ok((kind.to_owned(), pattern.to_owned()))
+        }
+        _ => Err(format!("'{p}' is not dns:…, email:…, uri:… or ip:… followed by a pattern")),
+    }
+}
+
+impl PartnerPolicy {
+    /// The partner's certificate identities, as stored: (kind, normalised pattern), kind being
+    /// `fingerprint`, `subject` or `san`. Problems are reported, not skipped.
+    pub fn certificate_rows(&self) -> Result<Vec<(String, String)>, Vec<String>> {
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        for f in &self.certificates {
+            match parse_fingerprint(f) {
+                Some(f) => rows.push(("fingerprint".to_owned(), f)),
+                None => problems.push(format!(
+                    "partner '{}': certificate '{f}' is not sha256:<64 hex digits> (openssl x509 -noout -fingerprint -sha256)",
+                    self.name
+                )),
+            }
+        }
+        for p in &self.certificate_subjects {
+            match parse_subject_pattern(p) {
+                Ok(attrs) => rows.push(("subject".to_owned(), subject_pattern_text(&attrs))),
+                Err(e) => problems.push(format!("partner '{}': certificate subject '{p}': {e}", self.name)),
+            }
+        }
+        for p in &self.certificate_sans {
+            match parse_san_pattern(p) {
+                Ok((kind, pattern)) => rows.push(("san".to_owned(), format!("{kind}:{pattern}"))),
+                Err(e) => problems.push(format!("partner '{}': certificate SAN {e}", self.name)),
+            }
+        }
+        rows.sort();
+        rows.dedup();
+        if problems.is_empty() {
+            Ok(rows)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// A stored certificate identity (see [`PartnerPolicy::certificate_rows`]) in usable form.
+pub fn certificate_identity(kind: &str, pattern: &str) -> Option<super::access::CertificateIdentity> {
+    use super::access::CertificateIdentity as C;
+    match kind {
+        "fingerprint" => parse_fingerprint(pattern).map(C::Fingerprint),
+        "subject" => parse_subject_pattern(pattern).ok().map(C::Subject),
+        "san" => parse_san_pattern(pattern).ok().map(|(k, p)| C::San(k, p)),
+        _ => None,
+    }
 }
 
 /// A partner group and its members.
@@ -217,7 +338,21 @@ impl Policy {
             }
         }
         let mut partners = HashSet::new();
+        let mut fingerprints: HashMap<String, &str> = HashMap::new();
         for p in &self.partners {
+            if let Err(e) = p.certificate_rows() {
+                problems.extend(e);
+            }
+            for f in p.certificates.iter().filter_map(|f| parse_fingerprint(f)) {
+                if let Some(other) = fingerprints.insert(f.clone(), p.name.as_str()) {
+                    if other != p.name {
+                        problems.push(format!(
+                            "certificate {f} is listed for partners '{other}' and '{}'; a certificate identifies one partner",
+                            p.name
+                        ));
+                    }
+                }
+            }
             if !valid_name(&p.name) {
                 problems.push(format!("partner name '{}' must be lower-case letters, digits, '-', '_' or '.'", p.name));
             }
@@ -320,6 +455,46 @@ mod tests {
         "#;
         let problems = Policy::from_toml(text).err().unwrap_or_default();
         assert!(problems.len() >= 6, "{problems:#?}");
+    }
+
+    #[test]
+    fn certificate_identities_are_parsed_and_checked() {
+        let text = r#"
+            [[partners]]
+            name = "a"
+            certificates = ["SHA256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"]
+            certificate_subjects = ["cn=*.a.example, O=Org\\, Inc."]
+            certificate_sans = ["dns:*.a.example"]
+            [[partners]]
+            name = "b"
+            certificates = ["sha256:abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "sha1:00"]
+            certificate_subjects = ["XX=1", "CN"]
+            certificate_sans = ["mail:x"]
+        "#;
+        let problems = Policy::from_toml(text).err().unwrap_or_default();
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("partners 'a' and 'b'")), "{problems:#?}");
+        let p: Policy = toml::from_str(text).unwrap();
+        let rows = p.partners[0].certificate_rows().unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "fingerprint".into(),
+                    "sha256:abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".into()
+                ),
+                ("san".into(), "dns:*.a.example".into()),
+                ("subject".into(), "CN=*.a.example,O=Org\\, Inc.".into()),
+            ]
+        );
+        let id = certificate_identity("subject", "CN=*.a.example,O=Org\\, Inc.").unwrap();
+        assert_eq!(
+            id,
+            crate::model::access::CertificateIdentity::Subject(vec![
+                ("CN".into(), "*.a.example".into()),
+                ("O".into(), "Org, Inc.".into())
+            ])
+        );
     }
 
     #[test]

@@ -2,14 +2,20 @@
 //! the collection through the one [`AccessView`], and filters every query by them. A collection
 //! the caller may not see is reported exactly like an unknown one. No actix, no SQL here.
 
+pub mod audit;
 mod objects;
+pub mod operator;
 
 use std::sync::{Arc, RwLock};
 
 pub use objects::{prepare_object, Page, MAX_OBJECTS_PER_ENVELOPE};
 
-use crate::auth::Authenticator;
-use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Principal, Rights};
+use self::audit::{Auditor, RequestMeta};
+use crate::auth::{AuthError, Authenticator};
+use crate::model::access::{
+    AccessView, ApiRootInfo, AuthMethod, Caller, CollectionInfo, Credential, PeerCertificate, Principal, Rights,
+};
+use crate::model::audit::{AuditKind, AuditRecord};
 use crate::model::cursor::CursorError;
 use crate::model::filter::QueryError;
 use crate::model::time::{now_micros, Micros};
@@ -69,6 +75,9 @@ pub struct Settings {
     pub max_page_size: u64,
     pub status_retention_hours: u64,
     pub anonymous_read: bool,
+    /// Keep the audit trail (records of writes in their transactions; of reads by the node's
+    /// [`Auditor`]).
+    pub audit: bool,
 }
 
 /// Shared state of the TAXII service.
@@ -76,13 +85,108 @@ pub struct Service {
     pub storage: Storage,
     pub auth: Authenticator,
     pub validator: Arc<Validator>,
+    /// This node's appender of read and failed-login records.
+    pub audit: Auditor,
     view: RwLock<Arc<AccessView>>,
     settings: Settings,
 }
 
 impl Service {
-    pub fn new(storage: Storage, auth: Authenticator, validator: Arc<Validator>, settings: Settings) -> Self {
-        Service { storage, auth, validator, view: RwLock::new(Arc::new(AccessView::default())), settings }
+    pub fn new(
+        storage: Storage,
+        auth: Authenticator,
+        validator: Arc<Validator>,
+        audit: Auditor,
+        settings: Settings,
+    ) -> Self {
+        Service { storage, auth, validator, audit, view: RwLock::new(Arc::new(AccessView::default())), settings }
+    }
+
+    /// A service for operator tools (`import`, the demo loader) outside the server: the same
+    /// checks, sharing policy, storage and audit, without an HTTP side. Call [`Service::refresh`]
+    /// before use.
+    ///
+    /// # Errors
+    /// The embedded STIX schemas do not compile.
+    pub fn offline(storage: Storage, audit: bool) -> Result<Service, String> {
+        let validator = Arc::new(Validator::new()?);
+        let settings = Settings {
+            server_key: Vec::new(),
+            max_page_size: 1000,
+            status_retention_hours: 72,
+            anonymous_read: false,
+            audit,
+        };
+        let auth = Authenticator::new(storage.clone(), 0);
+        Ok(Service::new(storage, auth, validator, Auditor::disabled(), settings))
+    }
+
+    /// Authenticates a request from its `Authorization` header and, over mutual TLS, its client
+    /// certificate (already verified against `tls_client_ca` by the TLS layer). A certificate
+    /// must identify exactly one partner; with credentials for another partner beside it the
+    /// request is refused, never guessed.
+    ///
+    /// # Errors
+    /// Why the caller is not authenticated (all answered 401, or 429/503).
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        client: Option<std::net::IpAddr>,
+        certificate: Option<&PeerCertificate>,
+    ) -> Result<Caller, AuthError> {
+        let Some(cert) = certificate else {
+            return match (header, self.settings.anonymous_read) {
+                (None, true) => Ok(Caller::anonymous()),
+                (header, _) => self.auth.authenticate(header, client).await,
+            };
+        };
+        let view = self.view();
+        let partner = match view.partners_for_certificate(cert).as_slice() {
+            [one] => one.clone(),
+            [] => return Err(AuthError::UnknownCertificate(cert.fingerprint.clone())),
+            _ => return Err(AuthError::AmbiguousCertificate(cert.fingerprint.clone())),
+        };
+        if header.is_some() {
+            let other = self.auth.authenticate(header, client).await?;
+            if other.principal != partner {
+                return Err(AuthError::ConflictingCredentials(cert.fingerprint.clone()));
+            }
+        }
+        Ok(Caller {
+            principal: partner,
+            credential: Credential { method: AuthMethod::Certificate, id: Some(cert.fingerprint.clone()) },
+        })
+    }
+
+    /// A request's audit record, filled in with the caller and the request's identity.
+    pub fn request_record(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        action: &str,
+        api_root: Option<&str>,
+        collection: Option<&str>,
+        object: Option<&str>,
+    ) -> AuditRecord {
+        let (partner_id, partner) = match &caller.principal {
+            Principal::Partner { id, name } => (Some(*id), Some(name.clone())),
+            Principal::Anonymous => (None, None),
+        };
+        AuditRecord {
+            at: now_micros(),
+            kind: AuditKind::Request.as_str().into(),
+            partner_id,
+            partner,
+            credential_method: Some(caller.credential.method.as_str().into()),
+            credential_id: caller.credential.id.clone(),
+            client: meta.client.map(|c| c.to_string()),
+            action: action.into(),
+            api_root: api_root.map(str::to_owned),
+            collection_id: collection.map(str::to_owned),
+            object_id: object.map(str::to_owned),
+            request_id: Some(meta.request_id.clone()),
+            ..AuditRecord::default()
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -114,6 +218,18 @@ impl Service {
         }
         self.auth.clear();
         Ok(true)
+    }
+
+    /// Removes audit records older than `days` (retention), leaving the anchor that lets the
+    /// trail still verify; returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn purge_audit(&self, days: u64) -> ServiceResult<usize> {
+        let span = i64::try_from(days.saturating_mul(86_400_000_000)).unwrap_or(i64::MAX);
+        let before = now_micros().saturating_sub(span);
+        let by = format!("retention ({days} days) on {}", audit::host_name());
+        Ok(self.storage.write(move |c| audit::purge(c, before, &by)).await?)
     }
 
     /// Deletes statuses past their retention period.

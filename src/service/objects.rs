@@ -2,8 +2,10 @@
 
 use serde_json::value::RawValue;
 
+use super::audit::{self, Operator, RequestMeta, VersionTrace};
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::access::Principal;
+use crate::model::access::{Caller, Principal};
+use crate::model::audit::AuditRecord;
 use crate::model::cursor::Cursor;
 use crate::model::filter::{Endpoint, Filter, Query, VersionSel};
 use crate::model::ijson::{self, ContainerError};
@@ -15,7 +17,7 @@ use crate::stix::Validator;
 use crate::storage::objects::{NewObject, Outcome, PageQuery, VersionRow};
 use crate::storage::{self};
 
-/// One page of a listing, ready to send.
+/// One page of a listing, ready to send, and what the audit trail records of it.
 #[derive(Debug, Clone)]
 pub struct Page {
     /// The serialised resource (envelope, manifest or versions).
@@ -23,6 +25,12 @@ pub struct Page {
     /// `date_added` of the first and last item (the `X-TAXII-Date-Added-*` headers, T-236).
     pub first: Option<Micros>,
     pub last: Option<Micros>,
+    /// Items served.
+    pub count: usize,
+    /// The filters applied (those of the first page when paging with `next`).
+    pub filter: Filter,
+    /// The collection's highest `date_added` the read could see: the versions that existed.
+    pub snapshot: Option<Micros>,
 }
 
 /// Appends a JSON string literal.
@@ -117,7 +125,8 @@ impl Service {
         let with_bodies = matches!(endpoint, Endpoint::Objects | Endpoint::Object);
         let page = self
             .storage
-            .read(move |c| {
+            .read_snapshot(move |c| {
+                let snapshot = storage::objects::position(c, &cid)?;
                 let pq =
                     PageQuery { collection: &cid, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
                 let (mut rows, mut bodies, cut): (Vec<VersionRow>, Vec<String>, bool) = if with_bodies {
@@ -157,6 +166,7 @@ impl Service {
                 };
                 let first = rows.first().map(|r| r.date_added);
                 let last = rows.last().map(|r| r.date_added);
+                let count = rows.len();
                 let body = match endpoint {
                     Endpoint::Objects | Endpoint::Object => {
                         wrap("objects", more, next.as_deref(), bodies.into_iter().map(String::into_bytes))
@@ -173,21 +183,23 @@ impl Service {
                         }),
                     ),
                 };
-                Ok(Some(Page { body, first, last }))
+                Ok(Some(Page { body, first, last, count, filter, snapshot }))
             })
             .await?;
         page.ok_or_else(|| ServiceError::UnknownObject(object.unwrap_or_default().to_owned()))
     }
 
     /// Add Objects: every object is stored or reported as a failure on its own; the envelope's
-    /// successes and its status are committed in one transaction.
+    /// successes, its status and its audit record are committed in one transaction.
     pub async fn add_objects(
         &self,
-        who: &Principal,
+        caller: &Caller,
+        meta: &RequestMeta,
         root: &str,
         collection: &str,
         body: Vec<u8>,
     ) -> ServiceResult<Status> {
+        let who = &caller.principal;
         let view = self.view();
         let (r, col, rights) = Self::collection(&view, who, root, collection)?;
         if !rights.write {
@@ -197,29 +209,87 @@ impl Service {
             ));
         }
         let request_time = now_micros();
-        let (root_id, cid, partner) = (r.id, col.id.clone(), who.id());
-        // A write-only partner must not learn what the collection holds: its duplicates are
-        // reported exactly like new objects.
-        let can_read = rights.read;
         // Parse off the async threads and outside the write lock.
         let (validator, sharing) = (self.validator.clone(), col.sharing.clone());
-        let started = std::time::Instant::now();
         let (items, failures) = tokio::task::spawn_blocking(move || parse_envelope(&body, &validator, &sharing))
             .await
             .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))??;
-        let parsed = started.elapsed();
+        let mut record = self.request_record(caller, meta, "add_objects", Some(&r.name), Some(&col.id), None);
+        record.status = Some(202);
+        let write =
+            Write { root_id: r.id, collection: col.id.clone(), added_by: who.id(), can_read: rights.read, record };
+        self.store(write, items, failures, request_time).await
+    }
+
+    /// Bulk load (`concordia import`): the objects go through the same checks, sharing policy,
+    /// storage and audit as Add Objects, as if `partner` had posted them, in one transaction
+    /// per call. Unless `operator_override`, the partner must be allowed to write the collection;
+    /// either way the load is recorded as the operator's.
+    ///
+    /// # Errors
+    /// `UnknownCollection`, `Forbidden` (the partner may not write it), storage failures.
+    pub async fn import(
+        &self,
+        operator: &Operator,
+        partner: &Principal,
+        operator_override: bool,
+        collection: &str,
+        objects: Vec<String>,
+    ) -> ServiceResult<Status> {
+        let view = self.view();
+        let col = view.collection(collection).ok_or(ServiceError::UnknownCollection)?;
+        let root = view.api_roots.iter().find(|r| r.id == col.api_root_id).ok_or(ServiceError::UnknownCollection)?;
+        let rights = view.rights(partner, col);
+        if !rights.write && !operator_override {
+            return Err(ServiceError::Forbidden(
+                "this partner may not write this collection; give --operator to load it as the operator",
+            ));
+        }
+        let request_time = now_micros();
+        let (validator, sharing) = (self.validator.clone(), col.sharing.clone());
+        let (items, failures) = tokio::task::spawn_blocking(move || {
+            let raws: Vec<&str> = objects.iter().map(String::as_str).collect();
+            prepare_texts(&validator, &sharing, &raws)
+        })
+        .await
+        .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))?;
+        let mut record = operator.record(
+            "import",
+            serde_json::json!({ "as_partner": partner_name(partner), "operator_override": operator_override && !rights.write }),
+        );
+        record.partner_id = Some(partner.id());
+        record.partner = partner_name(partner);
+        record.api_root = Some(root.name.clone());
+        record.collection_id = Some(col.id.clone());
+        let write =
+            Write { root_id: root.id, collection: col.id.clone(), added_by: partner.id(), can_read: true, record };
+        self.store(write, items, failures, request_time).await
+    }
+
+    /// The one way objects enter the store: stores the checked objects of one envelope, its
+    /// status and its audit record in one transaction.
+    async fn store(
+        &self,
+        write: Write,
+        items: Vec<NewObject>,
+        failures: Vec<StatusDetail>,
+        request_time: Micros,
+    ) -> ServiceResult<Status> {
+        let audit = self.settings.audit;
+        let started = std::time::Instant::now();
         self.storage
             .write(move |c| {
+                let Write { root_id, collection, added_by, can_read, mut record } = write;
                 let now = now_micros();
                 let locked = started.elapsed();
-                let outcomes = storage::objects::insert(c, &cid, partner, &items, now)?;
+                let outcomes = storage::objects::insert(c, &collection, added_by, &items, now)?;
                 tracing::debug!(
                     objects = items.len(),
-                    parse_ms = parsed.as_secs_f64() * 1e3,
-                    lock_wait_ms = (locked - parsed).as_secs_f64() * 1e3,
+                    lock_wait_ms = locked.as_secs_f64() * 1e3,
                     insert_ms = (started.elapsed() - locked).as_secs_f64() * 1e3,
                     "add objects"
                 );
+                let stored = outcomes.iter().filter(|o| matches!(o, Outcome::Stored { .. })).count();
                 let successes = items
                     .iter()
                     .zip(outcomes)
@@ -227,6 +297,8 @@ impl Service {
                         Outcome::Stored { version } => {
                             StatusDetail { id: item.head.id.clone(), version, message: None }
                         }
+                        // A write-only partner must not learn what the collection holds: its
+                        // duplicates are reported exactly like new objects.
                         Outcome::Duplicate { version } if can_read => StatusDetail {
                             id: item.head.id.clone(),
                             version,
@@ -243,7 +315,21 @@ impl Service {
                     Status::complete(uuid::Uuid::new_v4().to_string(), format_taxii(request_time), successes, failures);
                 let text =
                     serde_json::to_string(&status).map_err(|e| storage::StorageError::Conflict(e.to_string()))?;
-                storage::statuses::insert(c, &status.id, root_id, partner, now, &text)?;
+                storage::statuses::insert(c, &status.id, root_id, added_by, now, &text)?;
+                if audit {
+                    record.at = now;
+                    record.object_count = Some(i64::try_from(stored).unwrap_or(i64::MAX));
+                    record.failure_count = Some(i64::try_from(status.failure_count).unwrap_or(i64::MAX));
+                    let mut detail: serde_json::Value =
+                        record.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+                    if let Some(map) = detail.as_object_mut() {
+                        map.insert("status_id".into(), status.id.clone().into());
+                    } else {
+                        detail = serde_json::json!({ "status_id": status.id });
+                    }
+                    record.detail = Some(detail.to_string());
+                    audit::record_write(c, &collection, &record)?;
+                }
                 Ok(status)
             })
             .await
@@ -251,19 +337,22 @@ impl Service {
     }
 
     /// Delete an Object (§5.7): the caller needs both read and write (T-182). Without
-    /// `match[version]`, every version is deleted; without `match[spec_version]`, every spec version.
+    /// `match[version]`, every version is deleted; without `match[spec_version]`, every spec
+    /// version. The deleted versions are named in the audit record, committed with the deletion.
     pub async fn delete_object(
         &self,
-        who: &Principal,
+        caller: &Caller,
+        meta: &RequestMeta,
         root: &str,
         collection: &str,
         object: &str,
         q: Query,
     ) -> ServiceResult<()> {
+        let who = &caller.principal;
         let object_lower = object.to_ascii_lowercase();
         let object = object_lower.as_str();
         let view = self.view();
-        let (_, col, rights) = Self::collection(&view, who, root, collection)?;
+        let (r, col, rights) = Self::collection(&view, who, root, collection)?;
         if !(rights.read && rights.write) {
             return Err(Self::deny(
                 who,
@@ -280,12 +369,56 @@ impl Service {
         if filter.spec_versions.is_empty() {
             filter.spec_versions = vec!["2.0".into(), "2.1".into()];
         }
+        let mut record = self.request_record(caller, meta, "delete_object", Some(&r.name), Some(&col.id), Some(object));
+        record.filters = Some(filter.to_query());
+        record.status = Some(200);
+        let audit = self.settings.audit;
         let (cid, oid) = (col.id.clone(), object.to_owned());
-        let deleted = self.storage.write(move |c| storage::objects::delete(c, &cid, &oid, &filter)).await?;
+        let deleted = self
+            .storage
+            .write(move |c| {
+                let gone = storage::objects::delete(c, &cid, &oid, &filter)?;
+                if audit && !gone.is_empty() {
+                    let traces: Vec<VersionTrace> = gone
+                        .iter()
+                        .map(|(version, version_key, spec_version, stix_type, date_added)| VersionTrace {
+                            version: version.clone(),
+                            version_key: version_key.clone(),
+                            spec_version: spec_version.clone(),
+                            stix_type: stix_type.clone(),
+                            date_added: *date_added,
+                            deleted_at: None,
+                        })
+                        .collect();
+                    record.at = now_micros();
+                    record.object_count = Some(i64::try_from(gone.len()).unwrap_or(i64::MAX));
+                    record.detail = Some(serde_json::to_string(&traces).unwrap_or_default());
+                    audit::record_write(c, &cid, &record)?;
+                }
+                Ok(gone.len())
+            })
+            .await?;
         if deleted == 0 {
             return Err(ServiceError::UnknownObject(object.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// A write about to be stored: where, as whom, and its audit record (completed in the transaction).
+struct Write {
+    root_id: i64,
+    collection: String,
+    added_by: i64,
+    /// Whether the writer may read the collection (else duplicates are not revealed).
+    can_read: bool,
+    record: AuditRecord,
+}
+
+fn partner_name(p: &Principal) -> Option<String> {
+    match p {
+        Principal::Partner { name, .. } => Some(name.clone()),
+        Principal::Anonymous => None,
     }
 }
 
@@ -364,12 +497,22 @@ fn prepare_all(
     sharing: &SharingPolicy,
     objects: &[&RawValue],
 ) -> (Vec<NewObject>, Vec<StatusDetail>) {
+    let texts: Vec<&str> = objects.iter().map(|r| r.get()).collect();
+    prepare_texts(validator, sharing, &texts)
+}
+
+/// [`prepare_all`] over object texts.
+fn prepare_texts(
+    validator: &Validator,
+    sharing: &SharingPolicy,
+    objects: &[&str],
+) -> (Vec<NewObject>, Vec<StatusDetail>) {
     use rayon::prelude::*;
-    let check = |offset: usize, part: &[&RawValue]| {
+    let check = |offset: usize, part: &[&str]| {
         let mut items = Vec::with_capacity(part.len());
         let mut failures = Vec::new();
         for (i, raw) in part.iter().enumerate() {
-            match prepare_object(validator, Some(sharing), raw.get(), offset + i) {
+            match prepare_object(validator, Some(sharing), raw, offset + i) {
                 Ok(item) => items.push(item),
                 Err(f) => failures.push(f),
             }

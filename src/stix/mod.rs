@@ -232,8 +232,10 @@ impl Validator {
             problems: vec![Problem::new("", "object", p.message)],
             unreadable: true,
         })?;
-        // STIX 2.0 objects (accepted only where a collection allows 2.0) have no 2.1 schema to meet.
-        let mut problems = if head.spec_version == "2.1" { self.validate(&value) } else { Vec::new() };
+        // STIX 2.0 objects (accepted only where a collection allows 2.0) have no 2.1 schema to
+        // meet; without a collection (`concordia validate`), every object is checked as STIX 2.1.
+        let mut problems =
+            if head.spec_version == "2.1" || sharing.is_none() { self.validate(&value) } else { Vec::new() };
         if let Some(sharing) = sharing {
             problems.extend(sharing.check(self, &value, &head.spec_version));
         }

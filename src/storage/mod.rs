@@ -9,6 +9,7 @@
 //! are serialised by a row lock on its clock (see `objects::insert`), so positions commit in order.
 
 pub mod access;
+pub mod audit;
 pub mod credentials;
 pub mod objects;
 pub mod schema;
@@ -250,14 +251,15 @@ fn check_encoding(c: &mut Conn) -> StorageResult<()> {
     }
 }
 
-/// Applies pending migrations; returns how many ran.
-pub fn migrate(c: &mut Conn) -> StorageResult<usize> {
+/// Applies pending migrations; returns the versions that ran.
+pub fn migrate(c: &mut Conn) -> StorageResult<Vec<String>> {
+    let names = |v: Vec<diesel::migration::MigrationVersion<'_>>| v.iter().map(ToString::to_string).collect();
     let ran = match c {
-        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
         AnyConnection::Postgresql(c) => {
             // Nodes starting together must not run the same migration twice.
             c.batch_execute("SELECT pg_advisory_lock(724031)").map_err(StorageError::Backend)?;
-            let ran = c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len());
+            let ran = c.run_pending_migrations(PG_MIGRATIONS).map(names);
             c.batch_execute("SELECT pg_advisory_unlock(724031)").map_err(StorageError::Backend)?;
             ran
         }
@@ -276,6 +278,8 @@ pub struct Storage {
     /// in its queue instead of each holding a blocking thread on the writer's lock, and the
     /// writer connection's page cache is always allocated and freed by the same thread.
     jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
+    /// Migrations this handle applied when it connected.
+    applied: Arc<Vec<String>>,
 }
 
 /// A write for the writer thread.
@@ -301,9 +305,7 @@ impl Storage {
         let url = DbUrl::parse(url)?;
         let mut first = open(&url)?;
         check_encoding(&mut first)?;
-        if run_migrations {
-            migrate(&mut first)?;
-        }
+        let applied = if run_migrations { migrate(&mut first)? } else { Vec::new() };
         let (writer, jobs) = match &url {
             DbUrl::Postgres(_) => (None, None),
             DbUrl::Sqlite(path) => {
@@ -320,7 +322,12 @@ impl Storage {
             .test_on_check_out(true)
             .build(Manager(url))
             .map_err(|e| StorageError::Connection(e.to_string()))?;
-        Ok(Storage { pool, writer, jobs })
+        Ok(Storage { pool, writer, jobs, applied: Arc::new(applied) })
+    }
+
+    /// The migrations this handle applied when it connected (to record them).
+    pub fn migrations_applied(&self) -> Vec<String> {
+        self.applied.as_ref().clone()
     }
 
     /// Runs a blocking read on a pooled connection.
@@ -360,6 +367,24 @@ impl Storage {
         tokio::task::spawn_blocking(move || this.read_blocking(f))
             .await
             .map_err(|e| StorageError::Unavailable(Box::new(e)))?
+    }
+
+    /// Runs a read on the blocking thread pool inside one read-only transaction, so that all of
+    /// its statements see the same snapshot of the database (on PostgreSQL, REPEATABLE READ).
+    pub async fn read_snapshot<T, F>(&self, f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn) -> StorageResult<T> + Send + 'static,
+    {
+        self.read(move |c| {
+            c.transaction(|c| {
+                if let AnyConnection::Postgresql(pg) = c {
+                    pg.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+                }
+                f(c)
+            })
+        })
+        .await
     }
 
     /// Runs a write transaction: on SQLite on the writer thread, on PostgreSQL on the blocking

@@ -436,19 +436,61 @@ pub fn exists(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<bo
     Ok(n > 0)
 }
 
+/// One stored version of an object: (version as written, version key, spec_version, type,
+/// date_added).
+pub type VersionFacts = (String, String, String, String, i64);
+
 /// Deletes the versions of one object selected by `filter` (call inside a write transaction).
-/// Returns how many versions were removed.
-pub fn delete(c: &mut Conn, collection: &str, stix_id: &str, filter: &Filter) -> StorageResult<usize> {
+/// Returns the versions removed.
+pub fn delete(c: &mut Conn, collection: &str, stix_id: &str, filter: &Filter) -> StorageResult<Vec<VersionFacts>> {
     let p = PageQuery { collection, object: Some(stix_id), filter, after: None, fetch: i64::MAX };
-    let q = objects::table.select(objects::seq).into_boxed();
+    let q = objects::table
+        .select((
+            objects::seq,
+            (objects::version, objects::version_key, objects::spec_version, objects::stix_type, objects::date_added),
+        ))
+        .into_boxed();
     // Same lock as inserts: flag recomputation must not interleave with a writer's.
     last_date_added(c, collection)?;
-    let seqs: Vec<i64> = apply(q, &p).load(c)?;
+    let rows: Vec<(i64, VersionFacts)> = apply(q, &p).load(c)?;
+    let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
         diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;
     }
     if !seqs.is_empty() {
         recompute_flags(c, collection, stix_id)?;
     }
-    Ok(seqs.len())
+    Ok(rows.into_iter().map(|r| r.1).collect())
+}
+
+/// Every stored version of one object in a collection, oldest first.
+///
+/// # Errors
+/// Database failures.
+pub fn versions_of(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<Vec<VersionFacts>> {
+    Ok(objects::table
+        .filter(objects::collection_id.eq(collection))
+        .filter(objects::stix_id.eq(stix_id))
+        .select((
+            objects::version,
+            objects::version_key,
+            objects::spec_version,
+            objects::stix_type,
+            objects::date_added,
+        ))
+        .order(objects::date_added.asc())
+        .load(c)?)
+}
+
+/// The highest `date_added` handed out in a collection, as a reader sees it (no lock): every
+/// version visible to the same transaction has a `date_added` at or below it.
+///
+/// # Errors
+/// Database failures.
+pub fn position(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>> {
+    Ok(collection_clock::table
+        .filter(collection_clock::collection_id.eq(collection))
+        .select(collection_clock::last_date_added)
+        .first(c)
+        .optional()?)
 }

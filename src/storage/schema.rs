@@ -113,6 +113,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_chains (id) {
+        id -> BigInt,
+        kind -> Text,
+        name -> Text,
+        started_at -> BigInt,
+        head_seq -> BigInt,
+        head_hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_records (id) {
+        id -> BigInt,
+        chain_id -> BigInt,
+        seq -> BigInt,
+        at -> BigInt,
+        kind -> Text,
+        action -> Text,
+        partner_id -> Nullable<BigInt>,
+        collection_id -> Nullable<Text>,
+        range_first -> Nullable<BigInt>,
+        range_last -> Nullable<BigInt>,
+        record -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_purge (token) {
+        token -> Text,
+    }
+}
+
+diesel::table! {
+    partner_certificates (partner_id, kind, pattern) {
+        partner_id -> BigInt,
+        kind -> Text,
+        pattern -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     meta,
     api_roots,
@@ -125,4 +168,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     objects,
     collection_clock,
     statuses,
+    audit_chains,
+    audit_records,
+    audit_purge,
+    partner_certificates,
 );

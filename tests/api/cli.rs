@@ -85,7 +85,8 @@ fn removing_a_collection_from_the_policy_revokes_access_on_the_running_server() 
     s.add("r", PRIVATE, &as_("alice"), &[malware(&new_id("malware"))]);
     let start = BASE_POLICY.find("# only alice sees this one").unwrap();
     let out = s.apply(&BASE_POLICY[..start]);
-    assert!(out.contains("- 1 grant(s) on collection 'Alice only'"), "{out}");
+    assert!(out.contains("- grant on 'Alice only' to group 'a'"), "{out}");
+    assert!(out.contains("= collection 'Alice only'") && out.contains("kept with no grants"), "{out}");
     assert!(out.contains("applied 1 change(s)"), "{out}");
     assert!(wait_until(|| s.get(&objects_path(PRIVATE), &as_("alice")).status == 404));
     s.get(&objects_path(SHARED), &as_("alice")).expect(200);

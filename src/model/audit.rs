@@ -1,0 +1,290 @@
+//! The audit trail's records and their hash chain. No I/O: storage keeps them, the service
+//! writes them, `concordia audit` reads and verifies them.
+//!
+//! Every record belongs to one chain and carries the hash of its predecessor, so changing or
+//! removing any record breaks every later link. There are three kinds of chains, chosen so that
+//! appending never makes requests of different partners, collections or nodes wait for each other:
+//! - one per **collection**, for writes (Add Objects, Delete), appended inside the write's own
+//!   transaction, which already holds the collection's position lock;
+//! - one per **server process** (node), for reads and failed logins, appended in batches by that
+//!   process alone;
+//! - one **cluster** chain for operator actions (`apply`, credentials, `import`, `migrate`),
+//!   retention purges and periodic **anchors**: the heads of the node and collection chains, so
+//!   that removing a whole chain, or its tail, is detected too.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::time::Micros;
+
+/// What kind of event a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A partner request that reached the TAXII API (read or write), whatever its outcome.
+    Request,
+    /// A request whose credentials were not accepted.
+    AuthFailure,
+    /// An operator action on the command line (or, later, the console).
+    Operator,
+    /// The heads of other chains, recorded in the cluster chain.
+    Anchor,
+    /// Records removed by retention; the anchor that lets verification start after them.
+    Purge,
+}
+
+impl AuditKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Request => "request",
+            AuditKind::AuthFailure => "auth_failure",
+            AuditKind::Operator => "operator",
+            AuditKind::Anchor => "anchor",
+            AuditKind::Purge => "purge",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<AuditKind> {
+        Some(match s {
+            "request" => AuditKind::Request,
+            "auth_failure" => AuditKind::AuthFailure,
+            "operator" => AuditKind::Operator,
+            "anchor" => AuditKind::Anchor,
+            "purge" => AuditKind::Purge,
+            _ => return None,
+        })
+    }
+}
+
+/// One audit record: who, what, the outcome and when. The serialised form of this struct (field
+/// order as declared) is what the chain hashes, so fields are only ever appended at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When, in microseconds since the Unix epoch.
+    pub at: Micros,
+    /// [`AuditKind::as_str`].
+    pub kind: String,
+    /// Partner id and name (none for operators and failed logins).
+    pub partner_id: Option<i64>,
+    pub partner: Option<String>,
+    /// `password`, `api_key`, `certificate`, `anonymous`, or `operator`.
+    pub credential_method: Option<String>,
+    /// The credential id; `sha256:<hex>` for a certificate; `user@host` for an operator.
+    pub credential_id: Option<String>,
+    /// The client address (behind trusted proxies, the forwarded one).
+    pub client: Option<String>,
+    /// The TAXII operation (`get_objects`, `add_objects`, ...) or operator action (`apply`, ...).
+    pub action: String,
+    pub api_root: Option<String>,
+    pub collection_id: Option<String>,
+    pub object_id: Option<String>,
+    /// The effective filters of a read (JSON), or the request's query string when it did not parse.
+    pub filters: Option<String>,
+    pub request_id: Option<String>,
+    /// HTTP status of the answer.
+    pub status: Option<i32>,
+    /// Objects served (reads) or stored (writes); versions deleted (Delete).
+    pub object_count: Option<i64>,
+    /// Objects refused in an Add Objects request.
+    pub failure_count: Option<i64>,
+    /// `date_added` of the first and last version a page served.
+    pub range_first: Option<Micros>,
+    pub range_last: Option<Micros>,
+    /// The collection's highest `date_added` visible to the read (what existed when it was served).
+    pub snapshot: Option<Micros>,
+    /// Anything else, as JSON: an operator's change list, deleted versions, why a login failed.
+    pub detail: Option<String>,
+}
+
+/// The hash before the first record of a chain.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl AuditRecord {
+    /// The record as stored and hashed: its JSON text, fields in declaration order.
+    pub fn to_text(&self) -> String {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The hash of a record (its stored text) at position `seq` of chain `chain`, after a record
+/// with hash `prev`.
+pub fn link_hash(prev: &str, chain: i64, seq: i64, text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"concordia-audit-v1\n");
+    h.update(prev.as_bytes());
+    h.update(format!("\n{chain}\n{seq}\n").as_bytes());
+    h.update(text.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// A record with its place in a chain, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainedRecord {
+    /// Row id (global insertion order).
+    pub id: i64,
+    pub chain: i64,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    /// The record's text, as hashed.
+    pub text: String,
+}
+
+/// What an anchor records of one chain: the hash at one position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub chain: i64,
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Why a chain does not verify; the first problem found names the record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainBreak {
+    #[error("chain {chain}: record {id} (seq {seq}) was changed: its hash does not match its contents")]
+    Altered { chain: i64, seq: i64, id: i64 },
+    #[error("chain {chain}: record {id} (seq {seq}) does not follow its predecessor: a record before it was removed or changed")]
+    Unlinked { chain: i64, seq: i64, id: i64 },
+    #[error("chain {chain}: records {from}..{to} are missing (removed) before record {id}")]
+    Gap { chain: i64, from: i64, to: i64, id: i64 },
+    #[error(
+        "chain {chain}: it starts at seq {seq} (record {id}) but no purge anchor says records before it were purged"
+    )]
+    MissingStart { chain: i64, seq: i64, id: i64 },
+    #[error("chain {chain}: an anchor (record {anchor}) names seq {seq}, which is missing or differs: records were removed from its end")]
+    AnchorMismatch { chain: i64, seq: i64, anchor: i64 },
+    #[error(
+        "chain {chain}: its head says seq {seq}, but its last record is seq {last}: records were removed from its end"
+    )]
+    Truncated { chain: i64, seq: i64, last: i64 },
+    #[error(
+        "chain {chain}: record {id} (seq {seq}): its {column} column differs from the record text it hashes (changed)"
+    )]
+    Columns { chain: i64, seq: i64, id: i64, column: &'static str },
+}
+
+/// Checks one chain's records as they stream by, in `seq` order.
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    chain: i64,
+    /// Where a purge left the chain: seq of the first kept record and the hash before it.
+    start: Option<(i64, String)>,
+    /// The next seq expected and the hash it must link to, once the first record is seen.
+    next: Option<(i64, String)>,
+}
+
+impl ChainCheck {
+    /// A check of chain `chain`, which a purge may have cut at `start`.
+    pub fn new(chain: i64, start: Option<(i64, String)>) -> Self {
+        ChainCheck { chain, start, next: None }
+    }
+
+    /// Checks the next record.
+    ///
+    /// # Errors
+    /// The break this record reveals, naming it.
+    pub fn push(&mut self, r: &ChainedRecord) -> Result<(), ChainBreak> {
+        let chain = self.chain;
+        let (expect_seq, prev) = match self.next.take() {
+            Some(next) => next,
+            None => match &self.start {
+                Some((seq, hash)) => (*seq, hash.clone()),
+                None if r.seq == 1 => (1, GENESIS.to_owned()),
+                None => return Err(ChainBreak::MissingStart { chain, seq: r.seq, id: r.id }),
+            },
+        };
+        if r.seq > expect_seq {
+            return Err(ChainBreak::Gap { chain, from: expect_seq, to: r.seq - 1, id: r.id });
+        }
+        if r.seq < expect_seq {
+            return Err(ChainBreak::Unlinked { chain, seq: r.seq, id: r.id });
+        }
+        if link_hash(&r.prev_hash, chain, r.seq, &r.text) != r.hash {
+            return Err(ChainBreak::Altered { chain, seq: r.seq, id: r.id });
+        }
+        if r.prev_hash != prev {
+            return Err(ChainBreak::Unlinked { chain, seq: r.seq, id: r.id });
+        }
+        self.next = Some((r.seq + 1, r.hash.clone()));
+        Ok(())
+    }
+
+    /// The last record checked: its seq and hash.
+    pub fn last(&self) -> Option<(i64, &str)> {
+        self.next.as_ref().map(|(seq, hash)| (seq - 1, hash.as_str()))
+    }
+}
+
+/// Checks one whole chain (see [`ChainCheck`]).
+///
+/// # Errors
+/// The first break found, naming the record.
+pub fn verify_chain(chain: i64, records: &[ChainedRecord], start: Option<(i64, &str)>) -> Result<(), ChainBreak> {
+    let mut check = ChainCheck::new(chain, start.map(|(s, h)| (s, h.to_owned())));
+    records.iter().try_for_each(|r| check.push(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<ChainedRecord> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let record = AuditRecord {
+                    at: seq * 10,
+                    kind: "request".into(),
+                    action: "get_objects".into(),
+                    ..Default::default()
+                };
+                let text = record.to_text();
+                let hash = link_hash(&prev, 7, seq, &text);
+                let r =
+                    ChainedRecord { id: 100 + seq, chain: 7, seq, prev_hash: prev.clone(), hash: hash.clone(), text };
+                prev = hash;
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        assert_eq!(verify_chain(7, &chain(5), None), Ok(()));
+    }
+
+    #[test]
+    fn a_changed_record_is_named() {
+        let mut c = chain(5);
+        c[2].text = c[2].text.replace("get_objects", "add_objects");
+        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Altered { chain: 7, seq: 3, id: 103 }));
+    }
+
+    #[test]
+    fn a_removed_record_is_a_gap() {
+        let mut c = chain(5);
+        c.remove(2);
+        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Gap { chain: 7, from: 3, to: 3, id: 104 }));
+    }
+
+    #[test]
+    fn a_rewritten_tail_is_caught_by_its_link() {
+        // An attacker replaces record 3 and recomputes its own hash, but not the ones after it.
+        let mut c = chain(5);
+        c[2].text = c[2].text.replace("get_objects", "delete_object");
+        c[2].hash = link_hash(&c[2].prev_hash, 7, 3, &c[2].text);
+        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Unlinked { chain: 7, seq: 4, id: 104 }));
+    }
+
+    #[test]
+    fn a_purged_start_needs_its_anchor() {
+        let c = chain(5);
+        let rest = &c[2..];
+        assert_eq!(verify_chain(7, rest, None), Err(ChainBreak::MissingStart { chain: 7, seq: 3, id: 103 }));
+        assert_eq!(verify_chain(7, rest, Some((3, &c[1].hash))), Ok(()));
+        assert!(verify_chain(7, rest, Some((3, GENESIS))).is_err());
+    }
+}

@@ -1,0 +1,655 @@
+//! The audit trail as the service keeps it: the node's appender (reads and failed logins, in
+//! batches committed within [`AUDIT_WINDOW`]), records of writes and operator actions (in the
+//! changing transaction itself), anchors, and the questions asked of the trail afterwards:
+//! `verify`, `recipients`, `export`, retention.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::audit::{AuditKind, AuditRecord, ChainBreak, ChainCheck, ChainHead};
+use crate::model::filter::{parse_query, Endpoint};
+use crate::model::time::{format_taxii, now_micros, stix_version_key, Micros};
+use crate::storage::audit::{self as store, ChainStart, ExportFilter, StoredRecord, CLUSTER_CHAIN};
+use crate::storage::{self, Conn, Storage, StorageError, StorageResult};
+
+/// The longest a read's record waits before it is committed (group commit). A crash (kill -9,
+/// power loss) can lose the records of reads answered within this window before it; writes,
+/// operator actions and failed logins... see [`Auditor::record`] and the README.
+pub const AUDIT_WINDOW: Duration = Duration::from_millis(100);
+/// Most records committed in one batch.
+const MAX_BATCH: usize = 10_000;
+/// Records waiting for their batch before requests wait for room (back-pressure, never loss).
+const QUEUE: usize = 100_000;
+
+/// What the HTTP layer knows about a request, for its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub client: Option<IpAddr>,
+}
+
+/// Who ran an operator action: the operating-system user and host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub id: String,
+    /// Whether the audit trail is kept (`audit = true`, the default).
+    pub audit: bool,
+}
+
+impl Operator {
+    /// The user running this process, as `user@host`.
+    pub fn from_environment(audit: bool) -> Operator {
+        let user = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .or_else(user_of_process)
+            .unwrap_or_else(|| "unknown".into());
+        Operator { id: format!("{user}@{}", host_name()), audit }
+    }
+
+    /// A record of an action by this operator, with its details (JSON).
+    pub fn record(&self, action: &str, detail: serde_json::Value) -> AuditRecord {
+        AuditRecord {
+            at: now_micros(),
+            kind: AuditKind::Operator.as_str().into(),
+            credential_method: Some("operator".into()),
+            credential_id: Some(self.id.clone()),
+            action: action.into(),
+            detail: Some(detail.to_string()),
+            ..AuditRecord::default()
+        }
+    }
+}
+
+/// The name of this process's (real) user, from /proc and /etc/passwd, or `uid <n>`.
+fn user_of_process() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+/// This machine's name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Records an operator action in the cluster chain (call inside the action's own transaction,
+/// so the action and its record commit together). Nothing when the trail is off.
+///
+/// # Errors
+/// Database failures; the action is then rolled back with it.
+pub fn record_operator(
+    c: &mut Conn,
+    operator: &Operator,
+    action: &str,
+    detail: serde_json::Value,
+) -> StorageResult<()> {
+    if !operator.audit {
+        return Ok(());
+    }
+    store::append(c, CLUSTER_CHAIN, &[operator.record(action, detail)])
+}
+
+/// Records a partner's write in its collection's chain (inside the write's transaction).
+///
+/// # Errors
+/// Database failures; the write is then rolled back with it.
+pub fn record_write(c: &mut Conn, collection: &str, record: &AuditRecord) -> StorageResult<()> {
+    let chain = store::collection_chain(c, collection, record.at)?;
+    store::append(c, chain, std::slice::from_ref(record))
+}
+
+/// The node's appender: takes records of reads and failed logins and commits them in batches on
+/// the node's own chain, at most [`AUDIT_WINDOW`] after they arrive, and anchors chain heads in
+/// the cluster chain.
+pub struct Auditor {
+    sender: Mutex<Option<tokio::sync::mpsc::Sender<AuditRecord>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    enabled: bool,
+}
+
+impl Auditor {
+    /// An auditor that records nothing (`audit = false`).
+    pub fn disabled() -> Auditor {
+        Auditor { sender: Mutex::new(None), task: Mutex::new(None), enabled: false }
+    }
+
+    /// Starts this node's chain and its appender task.
+    ///
+    /// # Errors
+    /// The chain cannot be created.
+    pub async fn start(storage: Storage, anchor_every: Duration) -> StorageResult<Auditor> {
+        let name = format!(
+            "{} pid {} started {} ({})",
+            host_name(),
+            std::process::id(),
+            format_taxii(now_micros()),
+            uuid::Uuid::new_v4().simple()
+        );
+        let chain = storage.write(move |c| store::new_node_chain(c, &name, now_micros())).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        let task = tokio::spawn(run_appender(storage, chain, rx, anchor_every));
+        Ok(Auditor { sender: Mutex::new(Some(tx)), task: Mutex::new(Some(task)), enabled: true })
+    }
+
+    /// Whether records are kept.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn sender(&self) -> Option<tokio::sync::mpsc::Sender<AuditRecord>> {
+        match self.sender.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Queues a record for the next batch; waits for room when the queue is full.
+    pub async fn record(&self, record: AuditRecord) {
+        if let Some(tx) = self.sender() {
+            if tx.send(record).await.is_err() {
+                tracing::error!("the audit appender has stopped; a record was not kept");
+            }
+        }
+    }
+
+    /// Queues a record from a thread that is not async (the TLS handshake's certificate check).
+    pub fn record_blocking(&self, record: AuditRecord) {
+        if let Some(tx) = self.sender() {
+            if let Err(e) = tx.try_send(record) {
+                tracing::error!(error = %e, "an audit record could not be queued");
+            }
+        }
+    }
+
+    /// Commits every queued record and a last anchor, then stops (at shutdown).
+    pub async fn close(&self) {
+        let sender = match self.sender.lock() {
+            Ok(mut s) => s.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        drop(sender);
+        let task = match self.task.lock() {
+            Ok(mut t) => t.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Commits `batch` on `chain`, retrying while the database is unavailable (records are kept in
+/// memory, and requests wait for queue room, rather than being lost).
+async fn commit(storage: &Storage, chain: i64, batch: Vec<AuditRecord>) {
+    let mut delay = Duration::from_millis(50);
+    let batch = std::sync::Arc::new(batch);
+    loop {
+        let b = batch.clone();
+        match storage.write(move |c| store::append(c, chain, &b)).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "audit records not committed yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Anchors the heads of chains that moved since the last anchor in the cluster chain.
+async fn anchor(storage: &Storage, known: &mut HashMap<i64, i64>) {
+    let snapshot = known.clone();
+    let result = storage
+        .write(move |c| {
+            let heads = store::heads_since(c, &snapshot)?;
+            if !heads.is_empty() {
+                let record = AuditRecord {
+                    at: now_micros(),
+                    kind: AuditKind::Anchor.as_str().into(),
+                    action: "anchor".into(),
+                    detail: Some(serde_json::to_string(&heads).unwrap_or_default()),
+                    ..AuditRecord::default()
+                };
+                store::append(c, CLUSTER_CHAIN, &[record])?;
+            }
+            Ok(heads)
+        })
+        .await;
+    match result {
+        Ok(heads) => known.extend(heads.into_iter().map(|h| (h.chain, h.seq))),
+        Err(e) => tracing::warn!(error = %e, "audit anchor failed; the next one covers it"),
+    }
+}
+
+async fn run_appender(
+    storage: Storage,
+    chain: i64,
+    mut rx: tokio::sync::mpsc::Receiver<AuditRecord>,
+    anchor_every: Duration,
+) {
+    let mut known: HashMap<i64, i64> = HashMap::new();
+    let mut last_anchor = tokio::time::Instant::now();
+    anchor(&storage, &mut known).await;
+    loop {
+        let first = tokio::select! {
+            r = rx.recv() => r,
+            () = tokio::time::sleep_until(last_anchor + anchor_every) => {
+                anchor(&storage, &mut known).await;
+                last_anchor = tokio::time::Instant::now();
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
+        let deadline = tokio::time::Instant::now() + AUDIT_WINDOW;
+        let mut batch = vec![first];
+        let mut closed = false;
+        while batch.len() < MAX_BATCH {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => batch.push(r),
+                    None => { closed = true; break }
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        commit(&storage, chain, batch).await;
+        if closed {
+            break;
+        }
+        if last_anchor.elapsed() >= anchor_every {
+            anchor(&storage, &mut known).await;
+            last_anchor = tokio::time::Instant::now();
+        }
+    }
+    anchor(&storage, &mut known).await;
+}
+
+/// The outcome of `concordia audit verify`.
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    pub chains: usize,
+    pub records: u64,
+    /// The first break of each broken chain, earliest record first.
+    pub breaks: Vec<ChainBreak>,
+}
+
+fn break_record(b: &ChainBreak) -> i64 {
+    match b {
+        ChainBreak::Altered { id, .. }
+        | ChainBreak::Unlinked { id, .. }
+        | ChainBreak::Gap { id, .. }
+        | ChainBreak::MissingStart { id, .. }
+        | ChainBreak::Columns { id, .. } => *id,
+        ChainBreak::AnchorMismatch { anchor, .. } => *anchor,
+        ChainBreak::Truncated { .. } => i64::MAX,
+    }
+}
+
+/// Whether a record's query columns say what its (hashed) text says.
+fn columns_match(r: &StoredRecord, rec: &AuditRecord) -> Option<&'static str> {
+    if r.at != rec.at {
+        Some("at")
+    } else if r.kind != rec.kind {
+        Some("kind")
+    } else if r.action != rec.action {
+        Some("action")
+    } else if r.partner_id != rec.partner_id {
+        Some("partner_id")
+    } else if r.collection_id != rec.collection_id {
+        Some("collection_id")
+    } else if r.range_first != rec.range_first || r.range_last != rec.range_last {
+        Some("range")
+    } else {
+        None
+    }
+}
+
+/// Checks every chain of the trail: each record's hash, each link to its predecessor, that no
+/// record is missing (within a chain, from its start after purges, and up to its head and every
+/// anchor), and that the queried columns agree with the hashed text.
+///
+/// # Errors
+/// Database failures (a broken chain is a result, not an error).
+pub fn verify(storage: &Storage) -> StorageResult<Verification> {
+    storage.read_blocking(|c| {
+        let chains = store::chains(c)?;
+        // Purge starts and anchored heads, from the cluster chain (the latest statement wins).
+        let mut starts: HashMap<i64, ChainStart> = HashMap::new();
+        let mut anchored: HashMap<i64, (ChainHead, i64)> = HashMap::new();
+        store::for_each_in_chain(c, CLUSTER_CHAIN, Some(&["purge", "anchor"]), |r| {
+            let detail = serde_json::from_str::<AuditRecord>(&r.chained.text).ok().and_then(|rec| rec.detail);
+            let detail = detail.unwrap_or_default();
+            if r.kind == "purge" {
+                for s in serde_json::from_str::<Vec<ChainStart>>(&detail).unwrap_or_default() {
+                    starts.insert(s.chain, s);
+                }
+            } else {
+                for h in serde_json::from_str::<Vec<ChainHead>>(&detail).unwrap_or_default() {
+                    if anchored.get(&h.chain).is_none_or(|(a, _)| a.seq < h.seq) {
+                        anchored.insert(h.chain, (h, r.chained.id));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let mut out = Verification { chains: chains.len(), ..Verification::default() };
+        for chain in &chains {
+            let start = starts.get(&chain.id).map(|s| (s.seq, s.prev_hash.clone()));
+            let first_kept = start.as_ref().map_or(1, |s| s.0);
+            let mut check = ChainCheck::new(chain.id, start);
+            let anchor = anchored.get(&chain.id).filter(|(h, _)| h.seq >= first_kept).cloned();
+            let mut broken: Option<ChainBreak> = None;
+            let mut records = 0u64;
+            let r = store::for_each_in_chain(c, chain.id, None, |r| {
+                records += 1;
+                if broken.is_some() {
+                    return Ok(());
+                }
+                if let Err(b) = check.push(&r.chained) {
+                    broken = Some(b);
+                    return Ok(());
+                }
+                match serde_json::from_str::<AuditRecord>(&r.chained.text) {
+                    Ok(rec) => {
+                        if let Some(column) = columns_match(&r, &rec) {
+                            broken = Some(ChainBreak::Columns {
+                                chain: chain.id,
+                                seq: r.chained.seq,
+                                id: r.chained.id,
+                                column,
+                            });
+                        }
+                    }
+                    Err(_) => {
+                        broken = Some(ChainBreak::Altered { chain: chain.id, seq: r.chained.seq, id: r.chained.id })
+                    }
+                }
+                if let Some((h, anchor_id)) = &anchor {
+                    if h.seq == r.chained.seq && h.hash != r.chained.hash {
+                        broken = Some(ChainBreak::AnchorMismatch { chain: chain.id, seq: h.seq, anchor: *anchor_id });
+                    }
+                }
+                Ok(())
+            });
+            r?;
+            out.records += records;
+            if broken.is_none() {
+                let last = check.last().map_or(first_kept - 1, |(seq, _)| seq);
+                if let Some((h, anchor_id)) = &anchor {
+                    if h.seq > last {
+                        broken = Some(ChainBreak::AnchorMismatch { chain: chain.id, seq: h.seq, anchor: *anchor_id });
+                    }
+                }
+                if broken.is_none() && chain.head_seq != last {
+                    broken = Some(ChainBreak::Truncated { chain: chain.id, seq: chain.head_seq, last });
+                }
+            }
+            out.breaks.extend(broken);
+        }
+        out.breaks.sort_by_key(break_record);
+        Ok(out)
+    })
+}
+
+/// Removes records older than `before` (retention) and records in the cluster chain, in the
+/// same transaction, where each purged chain now starts. Returns how many were removed.
+///
+/// # Errors
+/// Database failures; nothing is removed then.
+pub fn purge(c: &mut Conn, before: Micros, by: &str) -> StorageResult<usize> {
+    let (removed, starts) = store::purge(c, before)?;
+    if removed > 0 {
+        let record = AuditRecord {
+            at: now_micros(),
+            kind: AuditKind::Purge.as_str().into(),
+            credential_method: Some("operator".into()),
+            credential_id: Some(by.to_owned()),
+            action: "audit_purge".into(),
+            object_count: Some(i64::try_from(removed).unwrap_or(i64::MAX)),
+            detail: Some(serde_json::to_string(&starts).unwrap_or_default()),
+            ..AuditRecord::default()
+        };
+        store::append(c, CLUSTER_CHAIN, &[record])?;
+    }
+    Ok(removed)
+}
+
+/// One delivery of an object version to a partner, found by [`recipients`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub partner: String,
+    pub credential_method: String,
+    pub credential_id: String,
+    pub client: Option<String>,
+    /// When it was served (TAXII timestamp).
+    pub served_at: String,
+    pub collection_id: String,
+    pub object_id: String,
+    /// The version served (`modified`, or `created`, as written in the object).
+    pub version: String,
+    pub request_id: Option<String>,
+}
+
+/// One stored (or once stored, then deleted) version of an object in a collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionTrace {
+    pub version: String,
+    pub version_key: String,
+    pub spec_version: String,
+    pub stix_type: String,
+    pub date_added: Micros,
+    /// When it was deleted, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Micros>,
+}
+
+/// Every partner that was served `object_id` (or only `version` of it), when, and through which
+/// credential: for each version, the pages of Get Objects / Get an Object whose range covered its
+/// position and whose filters, applied to the versions that existed when the page was read,
+/// selected it. Versions deleted since are found through the deletions' records.
+///
+/// # Errors
+/// `Conflict` for a malformed version; database failures.
+pub fn recipients(storage: &Storage, object_id: &str, version: Option<&str>) -> StorageResult<Vec<Delivery>> {
+    let object_id = object_id.to_ascii_lowercase();
+    let want_key = match version {
+        Some(v) => Some(stix_version_key(v).ok_or_else(|| {
+            StorageError::Conflict(format!("'{v}' is not a STIX timestamp such as 2016-01-01T01:01:01.000Z"))
+        })?),
+        None => None,
+    };
+    storage.read_blocking(|c| {
+        let view = storage::access::load_view(c)?;
+        let mut out = Vec::new();
+        for col in &view.collections {
+            let mut versions: Vec<VersionTrace> = storage::objects::versions_of(c, &col.id, &object_id)?
+                .into_iter()
+                .map(|(version, version_key, spec_version, stix_type, date_added)| VersionTrace {
+                    version,
+                    version_key,
+                    spec_version,
+                    stix_type,
+                    date_added,
+                    deleted_at: None,
+                })
+                .collect();
+            for d in store::actions_in(c, &col.id, "delete_object")? {
+                let Ok(rec) = serde_json::from_str::<AuditRecord>(&d.chained.text) else { continue };
+                if rec.object_id.as_deref() != Some(object_id.as_str()) {
+                    continue;
+                }
+                let gone: Vec<VersionTrace> = serde_json::from_str(&rec.detail.unwrap_or_default()).unwrap_or_default();
+                versions.extend(gone.into_iter().map(|v| VersionTrace { deleted_at: Some(rec.at), ..v }));
+            }
+            for v in versions.iter().filter(|v| want_key.as_ref().is_none_or(|k| *k == v.version_key)) {
+                for page in store::pages_covering(c, &col.id, v.date_added)? {
+                    if !matches!(page.action.as_str(), "get_objects" | "get_object") {
+                        continue;
+                    }
+                    let Ok(rec) = serde_json::from_str::<AuditRecord>(&page.chained.text) else { continue };
+                    if rec.status != Some(200) || !page_served(&rec, &object_id, v, &versions) {
+                        continue;
+                    }
+                    out.push(Delivery {
+                        partner: rec.partner.clone().unwrap_or_default(),
+                        credential_method: rec.credential_method.clone().unwrap_or_default(),
+                        credential_id: rec.credential_id.clone().unwrap_or_default(),
+                        client: rec.client.clone(),
+                        served_at: format_taxii(rec.at),
+                        collection_id: col.id.clone(),
+                        object_id: object_id.clone(),
+                        version: v.version.clone(),
+                        request_id: rec.request_id.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.served_at.cmp(&b.served_at).then(a.partner.cmp(&b.partner)));
+        Ok(out)
+    })
+}
+
+/// Whether the page recorded in `rec` served version `v` of `object_id`: its filters select
+/// the object, and its version selection picks `v` among the versions that existed at the read.
+fn page_served(rec: &AuditRecord, object_id: &str, v: &VersionTrace, versions: &[VersionTrace]) -> bool {
+    if rec.object_id.as_deref().is_some_and(|o| o != object_id) {
+        return false;
+    }
+    let Some(snapshot) = rec.snapshot else { return false };
+    let Ok(q) = parse_query(rec.filters.as_deref().unwrap_or_default(), Endpoint::Objects) else { return false };
+    let f = q.filter;
+    if (!f.ids.is_empty() && !f.ids.iter().any(|i| i == object_id))
+        || (!f.types.is_empty() && !f.types.iter().any(|t| *t == v.stix_type))
+        || f.added_after.is_some_and(|a| v.date_added <= a)
+    {
+        return false;
+    }
+    let existed: Vec<(String, String)> = versions
+        .iter()
+        .filter(|w| w.date_added <= snapshot && w.deleted_at.is_none_or(|d| d > rec.at))
+        .map(|w| (w.version_key.clone(), w.spec_version.clone()))
+        .collect();
+    f.selects_version(&v.version_key, &v.spec_version, &existed)
+}
+
+/// A record as `audit export` writes it: its place in its chain and what it says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    pub id: i64,
+    pub chain: i64,
+    pub seq: i64,
+    pub hash: String,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    /// `at` as a TAXII timestamp, for people and SIEMs.
+    pub time: String,
+}
+
+/// Streams the records an export selects.
+///
+/// # Errors
+/// Database failures, or the first error `f` returns.
+pub fn export(
+    storage: &Storage,
+    filter: &ExportFilter,
+    mut f: impl FnMut(Exported) -> StorageResult<()>,
+) -> StorageResult<()> {
+    storage.read_blocking(|c| {
+        store::for_each_record(c, filter, |r| {
+            let record: AuditRecord = serde_json::from_str(&r.chained.text).unwrap_or_default();
+            f(Exported {
+                id: r.chained.id,
+                chain: r.chained.chain,
+                seq: r.chained.seq,
+                hash: r.chained.hash,
+                time: format_taxii(record.at),
+                record,
+            })
+        })
+    })
+}
+
+/// The columns of `audit export --format csv`, in order.
+pub const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "chain",
+    "seq",
+    "time",
+    "kind",
+    "partner",
+    "credential_method",
+    "credential_id",
+    "client",
+    "action",
+    "api_root",
+    "collection_id",
+    "object_id",
+    "filters",
+    "request_id",
+    "status",
+    "object_count",
+    "failure_count",
+    "range_first",
+    "range_last",
+    "snapshot",
+    "detail",
+    "hash",
+];
+
+/// One CSV line (RFC 4180 quoting) of an exported record.
+pub fn csv_line(e: &Exported) -> String {
+    fn q(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    }
+    let r = &e.record;
+    let opt = |v: &Option<String>| q(v.as_deref().unwrap_or_default());
+    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let ts = |v: Option<Micros>| v.map(format_taxii).unwrap_or_default();
+    [
+        e.id.to_string(),
+        e.chain.to_string(),
+        e.seq.to_string(),
+        e.time.clone(),
+        q(&r.kind),
+        opt(&r.partner),
+        opt(&r.credential_method),
+        opt(&r.credential_id),
+        opt(&r.client),
+        q(&r.action),
+        opt(&r.api_root),
+        opt(&r.collection_id),
+        opt(&r.object_id),
+        opt(&r.filters),
+        opt(&r.request_id),
+        r.status.map(|s| s.to_string()).unwrap_or_default(),
+        num(r.object_count),
+        num(r.failure_count),
+        ts(r.range_first),
+        ts(r.range_last),
+        ts(r.snapshot),
+        opt(&r.detail),
+        e.hash.clone(),
+    ]
+    .join(",")
+}

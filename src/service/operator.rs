@@ -1,0 +1,94 @@
+//! Operator actions on the command line (and, later, the console): provisioning, credentials,
+//! migrations. Each change and its audit record commit in one transaction.
+
+use super::audit::{record_operator, Operator};
+use crate::model::plan::Plan;
+use crate::model::policy::Policy;
+use crate::model::time::{format_taxii, Micros};
+use crate::storage::credentials::{self, NewCredential};
+use crate::storage::{self, Storage, StorageResult};
+
+/// Makes the database match `policy` (see [`Plan::compute`]) and records the change list as an
+/// operator action; with `dry_run`, only computes the plan.
+///
+/// # Errors
+/// Database failures; nothing is applied then.
+pub fn apply_policy(
+    storage: &Storage,
+    operator: &Operator,
+    policy: &Policy,
+    prune: bool,
+    dry_run: bool,
+) -> StorageResult<Plan> {
+    let plan = |c: &mut storage::Conn| {
+        let state = storage::access::load_state(c)?;
+        Ok(Plan::compute(policy, &state, prune, &mut || uuid::Uuid::new_v4().to_string()))
+    };
+    if dry_run {
+        return storage.read_blocking(plan);
+    }
+    storage.write_blocking(|c| {
+        let plan = plan(c)?;
+        if !plan.is_empty() {
+            storage::access::apply_plan(c, &plan)?;
+            let changes: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
+            record_operator(c, operator, "apply", serde_json::json!({ "changes": changes, "prune": prune }))?;
+        }
+        Ok(plan)
+    })
+}
+
+/// Adds a credential (password hash or API key digest) and records it; returns its id.
+///
+/// # Errors
+/// `NotFound` for an unknown partner; database failures.
+pub fn add_credential(storage: &Storage, operator: &Operator, new: &NewCredential<'_>) -> StorageResult<String> {
+    storage.write_blocking(|c| {
+        let id = credentials::add(c, new)?;
+        let detail = serde_json::json!({
+            "credential_id": id, "partner": new.partner, "kind": new.kind, "label": new.label,
+            "expires_at": new.expires_at.map(format_taxii),
+        });
+        record_operator(c, operator, "credential_add", detail)?;
+        Ok(id)
+    })
+}
+
+/// Revokes a credential now, and records it.
+///
+/// # Errors
+/// `NotFound` for an unknown or already revoked credential; database failures.
+pub fn revoke_credential(storage: &Storage, operator: &Operator, id: &str, now: Micros) -> StorageResult<()> {
+    storage.write_blocking(|c| {
+        credentials::revoke(c, id, now)?;
+        record_operator(c, operator, "credential_revoke", serde_json::json!({ "credential_id": id }))
+    })
+}
+
+/// Sets when a credential expires, and records it.
+///
+/// # Errors
+/// `NotFound` for an unknown credential; database failures.
+pub fn expire_credential(storage: &Storage, operator: &Operator, id: &str, at: Micros) -> StorageResult<()> {
+    storage.write_blocking(|c| {
+        credentials::expire(c, id, at)?;
+        record_operator(
+            c,
+            operator,
+            "credential_expire",
+            serde_json::json!({ "credential_id": id, "at": format_taxii(at) }),
+        )
+    })
+}
+
+/// Records the migrations this process applied at start (if any).
+///
+/// # Errors
+/// Database failures.
+pub fn record_migrations(storage: &Storage, operator: &Operator) -> StorageResult<()> {
+    let applied = storage.migrations_applied();
+    if applied.is_empty() {
+        return Ok(());
+    }
+    storage.write_blocking(|c| record_operator(c, operator, "migrate", serde_json::json!({ "applied": applied })))
+}
