@@ -46,6 +46,14 @@ pub fn sql_text(db_url: &str, sql: &str) -> String {
     diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(sql)).get_result(&mut c).unwrap()
 }
 
+/// Runs one SQL statement on a server's database (either backend); the error text if it fails.
+pub fn sql_exec(db_url: &str, sql: &str) -> Result<usize, String> {
+    use diesel::RunQueryDsl;
+    let url = concordia::storage::DbUrl::parse(db_url).unwrap();
+    let mut c = concordia::storage::open(&url).unwrap();
+    diesel::sql_query(sql).execute(&mut c).map_err(|e| e.to_string())
+}
+
 /// Who is calling.
 #[derive(Clone, Debug)]
 pub enum Auth {
@@ -233,6 +241,18 @@ impl TestServer {
         std::thread::spawn(move || for _ in lines {});
         self.base = base.expect("server did not report its address");
         self.child = Some(child);
+    }
+
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("the server is running")
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) to the server.
+    pub fn signal(&self, name: &str) {
+        let ok =
+            Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill").success();
+        assert!(ok, "kill -{name} failed");
     }
 
     pub fn stop(&mut self) {

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod cli;
 mod differential;
@@ -13,6 +14,7 @@ mod filters;
 mod ijson;
 mod ingest;
 mod isolation;
+mod mtls;
 mod multinode;
 mod paging;
 mod protocol;
