@@ -5,6 +5,8 @@
 #   conformance/run.sh --target medallion       # medallion 3.0.0, the OASIS reference server
 #   conformance/run.sh --url URL --profile FILE # any server that is already running
 #   conformance/run.sh --via-proxy              # Concordia behind nginx terminating TLS (public_url set)
+#   conformance/run.sh --mtls                   # Concordia serving HTTPS itself, client certificates optional
+#                                               # (throwaway CA; partner certholder's certificate in the profile)
 #
 # Anything after `--` (or any unknown argument) is passed to pytest, e.g. `-- -k pagination -x`.
 #
@@ -21,11 +23,12 @@ PYTHON="${CONFORMANCE_PYTHON:-python3.11}"
 
 target=concordia
 via_proxy=0
+mtls=0
 url=""
 profile=""
 pytest_args=()
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "run.sh: $*" >&2; exit 2; }
 
 while (($#)); do
@@ -37,6 +40,7 @@ while (($#)); do
     --profile) profile="${2:?--profile needs a value}"; shift 2 ;;
     --profile=*) profile="${1#*=}"; shift ;;
     --via-proxy) via_proxy=1; shift ;;
+    --mtls) mtls=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; pytest_args+=("$@"); break ;;
     *) pytest_args+=("$1"); shift ;;
@@ -54,6 +58,11 @@ if ((via_proxy)); then
   [[ $target == concordia ]] || die "--via-proxy runs Concordia behind nginx; it does not combine with --target or --url"
   command -v nginx >/dev/null || die "--via-proxy needs nginx (apt-get install nginx-light)"
   command -v openssl >/dev/null || die "--via-proxy needs openssl"
+fi
+if ((mtls)); then
+  [[ $target == concordia ]] || die "--mtls runs Concordia with client certificates; it does not combine with --target or --url"
+  ((via_proxy == 0)) || die "--mtls and --via-proxy do not combine (nginx would terminate the client's TLS)"
+  command -v openssl >/dev/null || die "--mtls needs openssl"
 fi
 
 # ---- virtualenv -----------------------------------------------------------------------------
@@ -147,11 +156,23 @@ start_concordia() {
   local cli=("$bin" --database-url "$db")
   # With --via-proxy, partners reach Concordia through nginx on https://127.0.0.1:<proxy port>:
   # that is its public URL, and the suite talks to the proxy only.
-  local base="http://127.0.0.1:$port" serve_args=()
+  local base="http://127.0.0.1:$port" serve_args=() health_args=()
+  local health="http://127.0.0.1:$port/healthz"
   if ((via_proxy)); then
     proxy_port="$(free_port)"
     base="https://127.0.0.1:$proxy_port"
     serve_args=(--public-url "$base")
+  fi
+  # With --mtls, Concordia serves HTTPS itself and asks for a client certificate (optional, so
+  # Basic and API keys keep working on the same port); the suite trusts the throwaway CA.
+  if ((mtls)); then
+    make_mtls_certs
+    base="https://127.0.0.1:$port"
+    serve_args=(--tls-cert "$WORK/tls/server.crt" --tls-key "$WORK/tls/server.key"
+                --tls-client-ca "$WORK/tls/ca.crt" --client-auth optional)
+    health="$base/healthz"
+    health_args=(--cafile "$WORK/tls/ca.crt")
+    export REQUESTS_CA_BUNDLE="$WORK/tls/ca.crt"
   fi
 
   "${cli[@]}" apply "$HERE/concordia-policy.toml" > "$WORK/apply.log" 2>&1 \
@@ -175,15 +196,66 @@ start_concordia() {
     || { cat "$WORK/apply.log" >&2; die "credential add keyholder --api-key failed"; }
   [[ -n $key ]] || die "credential add keyholder --api-key printed no key"
   printf '[credentials.partner]\napi_key = "%s"\n' "$key" >> "$WORK/profile.toml"
+  if ((mtls)); then
+    printf '\n[credentials.certholder]\ncert = "%s"\nkey = "%s"\n' \
+      "$WORK/tls/certholder.crt" "$WORK/tls/certholder.key" >> "$WORK/profile.toml"
+  fi
 
   "${cli[@]}" serve --listen "127.0.0.1:$port" "${serve_args[@]}" > "$WORK/server.log" 2>&1 &
   server_pid=$!
-  "$PY" "$HERE/tools/wait_http.py" "http://127.0.0.1:$port/healthz" --timeout 30 --pid "$server_pid" \
+  "$PY" "$HERE/tools/wait_http.py" "$health" --timeout 30 --pid "$server_pid" "${health_args[@]}" \
     || { server_log_tail; die "Concordia did not become healthy"; }
   if ((via_proxy)); then
     start_proxy "$port" "$proxy_port"
   fi
   profile="$WORK/profile.toml"
+}
+
+# --mtls: a throwaway CA in $WORK/tls that signs Concordia's server certificate (127.0.0.1) and
+# the client certificate of partner certholder (subject CN=certholder.conformance.invalid,
+# O=Conformance, extendedKeyUsage clientAuth), which concordia-policy.toml maps to certholder.
+make_mtls_certs() {
+  local d="$WORK/tls"
+  mkdir -p "$d"
+  cat > "$d/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectAltName = DNS:certholder.conformance.invalid
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  {
+    openssl req -config "$d/openssl.cnf" -x509 "${ec[@]}" -days 2 -extensions ca \
+      -subj "/O=Conformance/CN=Conformance throwaway CA" -keyout "$d/ca.key" -out "$d/ca.crt" &&
+    openssl req -config "$d/openssl.cnf" -new "${ec[@]}" -subj /CN=127.0.0.1 \
+      -keyout "$d/server.key" -out "$d/server.csr" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+      -CAserial "$d/ca.srl" -days 2 -extfile "$d/openssl.cnf" -extensions server -out "$d/server.crt" &&
+    openssl req -config "$d/openssl.cnf" -new "${ec[@]}" \
+      -subj "/O=Conformance/CN=certholder.conformance.invalid" \
+      -keyout "$d/certholder.key" -out "$d/certholder.csr" &&
+    openssl x509 -req -in "$d/certholder.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAserial "$d/ca.srl" \
+      -days 2 -extfile "$d/openssl.cnf" -extensions client -out "$d/certholder.crt"
+  } > "$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "openssl could not make the mTLS certificates"; }
 }
 
 # nginx terminating TLS on $2 in front of Concordia on $1, with a throwaway certificate for
@@ -256,7 +328,7 @@ case "$target" in
 esac
 
 # ---- run the suite --------------------------------------------------------------------------
-echo "run.sh: target=$target$( ((via_proxy)) && echo ' (via nginx, TLS)') profile=$profile" >&2
+echo "run.sh: target=$target$( ((via_proxy)) && echo ' (via nginx, TLS)')$( ((mtls)) && echo ' (HTTPS, client certificates optional)') profile=$profile" >&2
 set +e
 # pytest runs in the background so that a signal to this script is handled at once (wait is
 # interruptible, a foreground child is not); cleanup() stops it together with the server.

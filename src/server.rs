@@ -161,6 +161,9 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
             // A client certificate refused in the handshake is a failed login too.
             let audit_svc = service.clone();
             let on_refused: crate::tls::OnRefused = Arc::new(move |fingerprint: String, reason: String| {
+                // The handshake does not know the client's address; the fingerprint names the
+                // certificate.
+                tracing::info!(certificate = %fingerprint, reason = %reason, "client certificate refused");
                 if audit_svc.audit.enabled() {
                     audit_svc.audit.record_blocking(AuditRecord {
                         at: now_micros(),

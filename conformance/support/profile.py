@@ -2,8 +2,14 @@
 
 A profile may name a `base` profile (path relative to the file); its tables are merged
 key by key, the including file winning. Dynamic values can be overridden by environment
-variables (see README.md): CONFORMANCE_BASE_URL, CONFORMANCE_API_KEY and
-CONFORMANCE_<ROLE>_PASSWORD (ROLE = WRITER, READER, OUTSIDER, WRITEONLY).
+variables (see README.md): CONFORMANCE_BASE_URL, CONFORMANCE_API_KEY,
+CONFORMANCE_<ROLE>_PASSWORD (ROLE = WRITER, READER, OUTSIDER, WRITEONLY) and
+CONFORMANCE_CERTHOLDER_CERT / CONFORMANCE_CERTHOLDER_KEY.
+
+Any credential may carry a TLS client certificate: `cert` and `key` (PEM files, together;
+relative paths are relative to the profile file given). The optional `certholder` credential
+is a client certificate alone (mutual TLS, OASIS interop row 3.1.3); its tests are skipped
+without it.
 """
 
 from __future__ import annotations
@@ -56,6 +62,13 @@ class Credential:
     user: str | None
     password: str | None = None
     api_key: str | None = None
+    cert: str | None = None   # PEM client certificate (chain) for mutual TLS
+    key: str | None = None    # PEM private key of `cert`
+
+    @property
+    def client_cert(self) -> tuple[str, str] | None:
+        """(cert, key) as `requests` and taxii2-client take it, or None."""
+        return (self.cert, self.key) if self.cert else None
 
 
 @dataclass
@@ -76,6 +89,21 @@ def _need(table: dict, key: str, where: str):
     if key not in table or table[key] in ("", None):
         raise ProfileError(f"profile: missing {where}.{key}")
     return table[key]
+
+
+def _client_cert(c: dict, where: str, profile_dir: Path) -> dict:
+    """The `cert`/`key` pair of a credential table as absolute paths to existing files ({} without)."""
+    if not c.get("cert") and not c.get("key"):
+        return {}
+    out = {}
+    for k in ("cert", "key"):
+        p = Path(str(_need(c, k, where)))
+        if not p.is_absolute():
+            p = profile_dir / p
+        if not p.is_file():
+            raise ProfileError(f"profile: {where}.{k}: no such file {p}")
+        out[k] = str(p)
+    return out
 
 
 def load_profile(path: str | os.PathLike, environ=os.environ) -> Profile:
@@ -99,6 +127,7 @@ def load_profile(path: str | os.PathLike, environ=os.environ) -> Profile:
     titles = {k[: -len("_title")]: str(v) for k, v in colls_raw.items() if k.endswith("_title")}
 
     creds_raw = raw.get("credentials", {})
+    profile_dir = Path(path).resolve().parent
     credentials: dict[str, Credential] = {}
     for role in BASIC_ROLES:
         c = dict(creds_raw.get(role, {}))
@@ -108,13 +137,25 @@ def load_profile(path: str | os.PathLike, environ=os.environ) -> Profile:
         if role == "writeonly" and not c:
             continue  # optional role: its tests are skipped
         credentials[role] = Credential(user=_need(c, "user", f"credentials.{role}"),
-                                       password=_need(c, "password", f"credentials.{role}"))
+                                       password=_need(c, "password", f"credentials.{role}"),
+                                       **_client_cert(c, f"credentials.{role}", profile_dir))
     partner = dict(creds_raw.get("partner", {}))
     if environ.get("CONFORMANCE_API_KEY"):
         partner["api_key"] = environ["CONFORMANCE_API_KEY"]
     if partner:
         credentials["partner"] = Credential(user=partner.get("user"),
-                                            api_key=_need(partner, "api_key", "credentials.partner"))
+                                            api_key=_need(partner, "api_key", "credentials.partner"),
+                                            **_client_cert(partner, "credentials.partner", profile_dir))
+    # Optional: a partner that authenticates with a client certificate only (mutual TLS).
+    holder = dict(creds_raw.get("certholder", {}))
+    for k in ("cert", "key"):
+        if environ.get(f"CONFORMANCE_CERTHOLDER_{k.upper()}"):
+            holder[k] = environ[f"CONFORMANCE_CERTHOLDER_{k.upper()}"]
+    holder_cert = _client_cert(holder, "credentials.certholder", profile_dir)
+    if holder_cert:
+        credentials["certholder"] = Credential(user=holder.get("user"), **holder_cert)
+    elif holder.get("password") or holder.get("api_key"):
+        raise ProfileError("profile: credentials.certholder is a client certificate: give cert and key")
 
     xfail = {str(k): str(v) for k, v in raw.get("expected_failures", {}).items()}
     mps = server.get("max_page_size")

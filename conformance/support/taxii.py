@@ -38,7 +38,9 @@ class Api:
     """Thin wrapper around requests with one session per role.
 
     Roles: writer, reader, outsider, writeonly (HTTP Basic), partner (API key as Bearer),
-    partner_basic (API key as Basic password), None (no Authorization header).
+    partner_basic (API key as Basic password), certholder (TLS client certificate, no
+    Authorization header), None (no Authorization header, no certificate). A role whose
+    credential has `cert`/`key` presents that client certificate.
     """
 
     def __init__(self, profile: Profile):
@@ -65,12 +67,22 @@ class Api:
             c = creds["partner"]
             return HTTPBasicAuth(c.user, c.api_key)
         c = creds[role]
+        if c.password is None:
+            return None  # a client certificate alone (certholder)
         return HTTPBasicAuth(c.user, c.password)
+
+    def cert_for(self, role) -> tuple[str, str] | None:
+        """The (cert, key) client certificate the role presents, or None."""
+        if role is None:
+            return None
+        c = self.profile.credentials.get("partner" if role == "partner_basic" else role)
+        return c.client_cert if c else None
 
     def session(self, role) -> requests.Session:
         if role not in self._sessions:
             s = requests.Session()
             s.auth = self.auth_for(role)
+            s.cert = self.cert_for(role)
             s.headers["User-Agent"] = "concordia-conformance/1.0"
             self._sessions[role] = s
         return self._sessions[role]

@@ -12,15 +12,18 @@ Every test creates its own objects (fresh uuid4 ids), so the tests are independe
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from pathlib import Path
 
 import pytest
+import requests
+from taxii2client.v21 import Server, as_pages
 
 from support import stix
-from support.taxii import (TAXII_TS, assert_error, assert_ok, check_paging, check_status_resource,
-                           ids_of, random_uuid, require_role)
+from support.taxii import (TAXII21, TAXII_TS, TIMEOUT, assert_error, assert_ok, check_paging,
+                           check_status_resource, ids_of, random_uuid, require_role, resolve)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -76,6 +79,144 @@ def key(o):
 
 
 # ---- 3.1 authentication -------------------------------------------------------------------------
+
+@pytest.fixture
+def certholder(api):
+    """The certholder partner's client certificate (profile `[credentials.certholder]` cert/key,
+    written by `run.sh --mtls`); the 3.1.3 tests are skipped without it."""
+    c = api.profile.credentials.get("certholder")
+    if c is None or c.client_cert is None:
+        pytest.skip("profile has no client certificate (credentials.certholder cert/key; run.sh --mtls)")
+    return c
+
+
+def plain_request(method, url, cert=None, auth=None, body=None, params=None):
+    """One `requests` call with its own connection: the client certificate `cert` (or none), the
+    `auth` given (or no Authorization header at all) and TAXII 2.1 media types."""
+    headers = {"Accept": TAXII21}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = TAXII21
+        data = json.dumps(body).encode("utf-8")
+    r = requests.request(method, url, cert=cert, auth=auth, headers=headers, params=params, data=data,
+                         timeout=TIMEOUT, allow_redirects=False)
+    if auth is None:
+        assert "Authorization" not in r.request.headers, "an Authorization header was sent (~/.netrc?)"
+    return r
+
+
+def test_interop_3_1_3_client_certificate_authenticates_requests(api, rw, certholder):
+    """3.1.3 Certificate-based authentication: `requests` presenting the certholder partner's
+    client certificate (mutual TLS) and no Authorization header gets discovery, the API root and
+    Get Collections, where the read-write collection says can_read and can_write true (and the
+    writer-only collection is not listed: the caller is certholder); it adds an object, reads
+    its status and reads the object back."""
+    cert = certholder.client_cert
+    disco = assert_ok(plain_request("GET", api.discovery_url, cert=cert))
+    assert api.root_url in {resolve(api.discovery_url, u) for u in disco.get("api_roots", [])}, disco
+    root = assert_ok(plain_request("GET", api.root_url, cert=cert))
+    assert any(v.replace(" ", "") == TAXII21 for v in root.get("versions", [])), root
+    listing = assert_ok(plain_request("GET", api.collections_url, cert=cert))
+    colls = {c["id"]: c for c in listing.get("collections", [])}
+    assert rw in colls, f"the certificate partner does not see the read-write collection: {listing}"
+    assert_collection_resource(colls[rw], rw, can_read=True, can_write=True)
+    assert api.coll["hidden"] not in colls, "the writer-only collection is listed to the certificate partner"
+    assert_collection_resource(assert_ok(plain_request("GET", api.coll_url(rw), cert=cert)),
+                               rw, can_read=True, can_write=True)
+
+    obj = stix.indicator()
+    posted = assert_ok(plain_request("POST", api.objects_url(rw), cert=cert, body={"objects": [obj]}), 202)
+    check_status_resource(posted)
+    st = assert_ok(plain_request("GET", api.status_url(posted["id"]), cert=cert))
+    deadline = time.monotonic() + 30
+    while st["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        st = assert_ok(plain_request("GET", api.status_url(posted["id"]), cert=cert))
+    check_status_resource(st)
+    assert (st["status"], st["success_count"], st["failure_count"]) == ("complete", 1, 0), st
+    got = assert_ok(plain_request("GET", api.objects_url(rw), cert=cert, params={"match[id]": obj["id"]}))
+    check_paging(got)
+    assert got.get("objects") == [obj]
+    one = assert_ok(plain_request("GET", api.object_url(rw, obj["id"]), cert=cert))
+    assert one.get("objects") == [obj]
+    # the same collection as everybody else's: the writer (HTTP Basic) reads it too
+    assert ids_of(assert_ok(api.get(api.objects_url(rw), params={"match[id]": obj["id"]}))) == [obj["id"]]
+
+
+def test_interop_3_1_3_client_certificate_with_taxii2client(api, rw, certholder):
+    """3.1.3 Certificate-based authentication with the OASIS client: taxii2-client's
+    `Server(discovery_url, cert=(crt, key))`, without user or password, lists the API root and
+    the read-write collection (can_read, can_write), adds objects and pages them with as_pages."""
+    server = Server(api.discovery_url, cert=certholder.client_cert)
+    try:
+        assert server.title
+        roots = {resolve(api.discovery_url, r.url): r for r in server.api_roots}
+        assert api.root_url in roots, list(roots)
+        root = roots[api.root_url]
+        assert root.title and root.versions and root.max_content_length
+        colls = {c.id: c for c in root.collections}
+        assert rw in colls, list(colls)
+        coll = colls[rw]
+        assert coll.can_read and coll.can_write
+        objs = stix.mixed_batch(5)
+        status = coll.add_objects({"objects": objs}, poll_interval=1, timeout=20)
+        assert status.status == "complete"
+        assert status.success_count == 5 and status.failure_count == 0
+        ids = [o["id"] for o in objs]
+        pages = list(as_pages(coll.get_objects, per_request=2, id=ids))
+        got = [o["id"] for p in pages for o in p.get("objects", [])]
+        assert sorted(got) == sorted(ids) and len(got) == len(set(got))
+        assert len(pages) == 3
+        manifest = [r["id"] for p in as_pages(coll.get_manifest, per_request=2, id=ids)
+                    for r in p.get("objects", [])]
+        assert sorted(manifest) == sorted(ids)
+    finally:
+        server.close()
+
+
+OTHER_PARTNER = {"writer-basic": "writer", "keyholder-bearer": "partner", "keyholder-basic": "partner_basic"}
+
+
+@pytest.mark.parametrize("role", list(OTHER_PARTNER.values()), ids=list(OTHER_PARTNER))
+def test_interop_3_1_3_certificate_with_other_partners_credentials_is_401(api, rw, certholder, role):
+    """3.1.3 Certificate-based authentication: the certholder partner's client certificate
+    together with valid credentials of another partner (the writer's HTTP Basic password, the
+    API-key partner's key) is refused with 401 and a TAXII error resource on every endpoint;
+    neither identity is used, so nothing is served or stored."""
+    require_role(api, role)
+    cert, auth = certholder.client_cert, api.auth_for(role)
+    hidden = api.coll["hidden"]  # the writer's alone: the certificate must not open it either
+    for url in (api.discovery_url, api.root_url, api.collections_url, api.coll_url(rw),
+                api.objects_url(rw), api.objects_url(hidden), api.manifest_url(hidden)):
+        r = plain_request("GET", url, cert=cert, auth=auth)
+        assert_error(r, 401, what=f"GET {url}: ")
+        assert r.headers.get("WWW-Authenticate"), f"401 without WWW-Authenticate: {url}"
+    obj = stix.indicator()
+    r = plain_request("POST", api.objects_url(rw), cert=cert, auth=auth, body={"objects": [obj]})
+    assert_error(r, 401, what="POST: ")
+    assert assert_ok(api.get(api.objects_url(rw), params={"match[id]": obj["id"]})).get("objects") is None, \
+        "a POST refused with 401 stored its object"
+    # each credential alone works
+    assert_ok(plain_request("GET", api.collections_url, cert=cert))
+    assert_ok(plain_request("GET", api.collections_url, auth=auth))
+
+
+def test_interop_3_1_3_no_certificate_no_credentials_is_401(api, rw, certholder):
+    """3.1.3 Certificate-based authentication: on the server that asks for client certificates,
+    a request with neither a certificate nor an Authorization header is refused with 401, a
+    `WWW-Authenticate` challenge and a TAXII error resource (reading and writing)."""
+    for url in (api.discovery_url, api.root_url, api.collections_url, api.coll_url(rw),
+                api.objects_url(rw), api.manifest_url(rw)):
+        r = plain_request("GET", url)
+        assert_error(r, 401, what=f"GET {url}: ")
+        assert r.headers.get("WWW-Authenticate"), f"401 without WWW-Authenticate: {url}"
+    obj = stix.indicator()
+    r = plain_request("POST", api.objects_url(rw), body={"objects": [obj]})
+    assert_error(r, 401, what="POST: ")
+    assert r.headers.get("WWW-Authenticate")
+    assert assert_ok(api.get(api.objects_url(rw), params={"match[id]": obj["id"]})).get("objects") is None, \
+        "a POST refused with 401 stored its object"
+
 
 def test_interop_3_1_4_http_basic_authentication(api, rw):
     """3.1.4 HTTP Basic authentication: a hand-built `Authorization: Basic base64(user:password)`
@@ -437,7 +578,6 @@ MANDATORY_ROWS = [
     "3.13.1.9", "3.13.1.10", "3.14.1", "3.15.1",
 ]
 OPTIONAL_ROWS = ["3.13.2.1", "3.13.2.2", "3.13.2.3", "3.13.2.4", "3.13.2.5"]
-NOT_YET = {"3.1.3": "#11"}  # mandatory rows without a test yet, and the issue that brings it
 TABLE_HEADING = "## OASIS TAXII 2.1 interoperability checklist"
 TEST_REF = re.compile(r"`([A-Za-z0-9_]+\.py)::(test_[A-Za-z0-9_]+)(\[[^`\]]*\])?`")
 
@@ -465,9 +605,8 @@ def checklist_table() -> dict[str, tuple[str, str]]:
 
 def test_interop_checklist_table_names_existing_tests():
     """The README mapping is truthful: every checklist row is listed once with its M/O level,
-    every mandatory row (but 3.1.3, mutual TLS, issue #11) names at least one test, every
-    named test function exists in conformance/tests/, and every test_interop_<row>_* test of
-    this file is named in its row."""
+    every mandatory row names at least one test, every named test function exists in
+    conformance/tests/, and every test_interop_<row>_* test of this file is named in its row."""
     rows = checklist_table()
     all_rows = set(MANDATORY_ROWS) | set(OPTIONAL_ROWS)
     assert set(rows) == all_rows, (
@@ -477,9 +616,7 @@ def test_interop_checklist_table_names_existing_tests():
         expected = "M" if row in MANDATORY_ROWS else "O"
         assert level == expected, f"row {row}: level {level!r}, the checklist says {expected}"
         refs = TEST_REF.findall(cell)
-        if row in NOT_YET:
-            assert NOT_YET[row] in cell, f"row {row} must point at issue {NOT_YET[row]}"
-        elif expected == "M":
+        if expected == "M":
             assert refs, f"mandatory row {row} names no test: {cell!r}"
         for file, name, _param in refs:
             path = TESTS / file

@@ -100,8 +100,9 @@ fn seg<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
 struct AuditNote {
     action: &'static str,
     caller: Option<Caller>,
-    /// A refused login: (credential method, what was presented, why).
-    failure: Option<(&'static str, String, String)>,
+    /// A refused login: (credential method, what was presented, why, and what the
+    /// Authorization header presented beside a certificate).
+    failure: Option<(&'static str, String, String, Option<String>)>,
     api_root: Option<String>,
     collection: Option<String>,
     object: Option<String>,
@@ -170,13 +171,22 @@ async fn authenticated(req: &HttpRequest, svc: &Service) -> Result<Caller, HttpE
         Ok(c) => c,
         Err(e) => {
             if !matches!(e, AuthError::Storage(_) | AuthError::Busy) {
-                let (method, presented) = match cert {
-                    Some(c) => ("certificate", c.fingerprint.clone()),
-                    None => crate::auth::presented_identity(auth),
+                let (method, presented, beside) = match cert {
+                    Some(c) => {
+                        let header = auth.map(|a| {
+                            let (kind, who) = crate::auth::presented_identity(Some(a));
+                            format!("{kind} {who}")
+                        });
+                        ("certificate", c.fingerprint.clone(), header)
+                    }
+                    None => {
+                        let (kind, who) = crate::auth::presented_identity(auth);
+                        (kind, who, None)
+                    }
                 };
                 let reason = e.to_string();
                 tracing::info!(client = ?client, credential.method = method, "authentication failed");
-                note(req, |n| n.failure = Some((method, presented, reason)));
+                note(req, |n| n.failure = Some((method, presented, reason, beside)));
             }
             return Err(e.into());
         }
@@ -231,7 +241,7 @@ pub async fn audit_layer(
                     }
                     Some(r)
                 }
-                (None, Some((method, presented, reason))) => Some(AuditRecord {
+                (None, Some((method, presented, reason, beside))) => Some(AuditRecord {
                     at: now_micros(),
                     kind: AuditKind::AuthFailure.as_str().into(),
                     credential_method: Some(method.into()),
@@ -243,7 +253,7 @@ pub async fn audit_layer(
                     object_id: n.object,
                     request_id: Some(meta.request_id.clone()),
                     status: Some(status),
-                    detail: Some(serde_json::json!({ "reason": reason }).to_string()),
+                    detail: Some(serde_json::json!({ "reason": reason, "authorization": beside }).to_string()),
                     ..AuditRecord::default()
                 }),
                 (None, None) => None,
