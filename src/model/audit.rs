@@ -59,7 +59,8 @@ impl AuditKind {
 }
 
 /// One audit record: who, what, the outcome and when. The serialised form of this struct (field
-/// order as declared) is what the chain hashes, so fields are only ever appended at the end.
+/// order as declared, absent fields left out) is what the chain hashes, so fields are only ever
+/// appended at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// When, in microseconds since the Unix epoch.
@@ -67,34 +68,51 @@ pub struct AuditRecord {
     /// [`AuditKind::as_str`].
     pub kind: String,
     /// Partner id and name (none for operators and failed logins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner: Option<String>,
     /// `password`, `api_key`, `certificate`, `anonymous`, or `operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_method: Option<String>,
     /// The credential id; `sha256:<hex>` for a certificate; `user@host` for an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
     /// The client address (behind trusted proxies, the forwarded one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     /// The TAXII operation (`get_objects`, `add_objects`, ...) or operator action (`apply`, ...).
     pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_root: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_id: Option<String>,
     /// The effective filters of a read (JSON), or the request's query string when it did not parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// HTTP status of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i32>,
     /// Objects served (reads) or stored (writes); versions deleted (Delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_count: Option<i64>,
     /// Objects refused in an Add Objects request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_count: Option<i64>,
     /// `date_added` of the first and last version a page served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_first: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_last: Option<Micros>,
     /// The collection's highest `date_added` visible to the read (what existed when it was served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Micros>,
     /// Anything else, as JSON: an operator's change list, deleted versions, why a login failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
@@ -164,6 +182,8 @@ pub enum ChainBreak {
         "chain {chain}: record {id} (seq {seq}): its {column} column differs from the record text it hashes (changed)"
     )]
     Columns { chain: i64, seq: i64, id: i64, column: &'static str },
+    #[error("chain {chain}: it has records (up to seq {last}) but no head row: the chain's row was removed")]
+    NoHead { chain: i64, last: i64 },
 }
 
 /// Checks one chain's records as they stream by, in `seq` order.

@@ -16,10 +16,10 @@ use crate::model::time::{format_taxii, now_micros, stix_version_key, Micros};
 use crate::storage::audit::{self as store, ChainStart, ExportFilter, StoredRecord, CLUSTER_CHAIN};
 use crate::storage::{self, Conn, Storage, StorageError, StorageResult};
 
-/// The longest a read's record waits before it is committed (group commit). A crash (kill -9,
-/// power loss) can lose the records of reads answered within this window before it; writes,
-/// operator actions and failed logins... see [`Auditor::record`] and the README.
-pub const AUDIT_WINDOW: Duration = Duration::from_millis(100);
+/// How long a read's record waits for others to share its commit (group commit). A crash (kill
+/// -9) can lose the records of reads answered within about this window (plus the commit's own
+/// time) before it; writes and operator actions are recorded in their own transactions.
+pub const AUDIT_WINDOW: Duration = Duration::from_millis(50);
 /// Most records committed in one batch.
 const MAX_BATCH: usize = 10_000;
 /// Records waiting for their batch before requests wait for room (back-pressure, never loss).
@@ -257,18 +257,20 @@ async fn run_appender(
             }
         };
         let Some(first) = first else { break };
-        let deadline = tokio::time::Instant::now() + AUDIT_WINDOW;
+        // Whatever arrives within the window after the first record joins its batch (one timer
+        // per batch, not per record); a full queue is drained at once.
         let mut batch = vec![first];
-        let mut closed = false;
+        if rx.len() < MAX_BATCH {
+            tokio::time::sleep(AUDIT_WINDOW).await;
+        }
         while batch.len() < MAX_BATCH {
-            tokio::select! {
-                r = rx.recv() => match r {
-                    Some(r) => batch.push(r),
-                    None => { closed = true; break }
-                },
-                () = tokio::time::sleep_until(deadline) => break,
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
             }
         }
+        // The sender is gone (shutdown) and everything it sent is in this batch.
+        let closed = rx.is_closed() && rx.is_empty();
         commit(&storage, chain, batch).await;
         if closed {
             break;
@@ -298,7 +300,7 @@ fn break_record(b: &ChainBreak) -> i64 {
         | ChainBreak::MissingStart { id, .. }
         | ChainBreak::Columns { id, .. } => *id,
         ChainBreak::AnchorMismatch { anchor, .. } => *anchor,
-        ChainBreak::Truncated { .. } => i64::MAX,
+        ChainBreak::Truncated { .. } | ChainBreak::NoHead { .. } => i64::MAX,
     }
 }
 
@@ -323,7 +325,8 @@ fn columns_match(r: &StoredRecord, rec: &AuditRecord) -> Option<&'static str> {
 
 /// Checks every chain of the trail: each record's hash, each link to its predecessor, that no
 /// record is missing (within a chain, from its start after purges, and up to its head and every
-/// anchor), and that the queried columns agree with the hashed text.
+/// anchor), and that the queried columns agree with the hashed text. Two passes over the table
+/// (purge and anchor statements first), whatever the number of chains.
 ///
 /// # Errors
 /// Database failures (a broken chain is a result, not an error).
@@ -333,7 +336,10 @@ pub fn verify(storage: &Storage) -> StorageResult<Verification> {
         // Purge starts and anchored heads, from the cluster chain (the latest statement wins).
         let mut starts: HashMap<i64, ChainStart> = HashMap::new();
         let mut anchored: HashMap<i64, (ChainHead, i64)> = HashMap::new();
-        store::for_each_in_chain(c, CLUSTER_CHAIN, Some(&["purge", "anchor"]), |r| {
+        store::for_each_of_kinds(c, &["purge", "anchor"], |r| {
+            if r.chained.chain != CLUSTER_CHAIN {
+                return Ok(());
+            }
             let detail = serde_json::from_str::<AuditRecord>(&r.chained.text).ok().and_then(|rec| rec.detail);
             let detail = detail.unwrap_or_default();
             if r.kind == "purge" {
@@ -349,59 +355,63 @@ pub fn verify(storage: &Storage) -> StorageResult<Verification> {
             }
             Ok(())
         })?;
-        let mut out = Verification { chains: chains.len(), ..Verification::default() };
-        for chain in &chains {
-            let start = starts.get(&chain.id).map(|s| (s.seq, s.prev_hash.clone()));
-            let first_kept = start.as_ref().map_or(1, |s| s.0);
-            let mut check = ChainCheck::new(chain.id, start);
-            let anchor = anchored.get(&chain.id).filter(|(h, _)| h.seq >= first_kept).cloned();
-            let mut broken: Option<ChainBreak> = None;
-            let mut records = 0u64;
-            let r = store::for_each_in_chain(c, chain.id, None, |r| {
-                records += 1;
-                if broken.is_some() {
-                    return Ok(());
-                }
-                if let Err(b) = check.push(&r.chained) {
-                    broken = Some(b);
-                    return Ok(());
-                }
-                match serde_json::from_str::<AuditRecord>(&r.chained.text) {
-                    Ok(rec) => {
-                        if let Some(column) = columns_match(&r, &rec) {
-                            broken = Some(ChainBreak::Columns {
-                                chain: chain.id,
-                                seq: r.chained.seq,
-                                id: r.chained.id,
-                                column,
-                            });
-                        }
-                    }
-                    Err(_) => {
-                        broken = Some(ChainBreak::Altered { chain: chain.id, seq: r.chained.seq, id: r.chained.id })
-                    }
-                }
-                if let Some((h, anchor_id)) = &anchor {
-                    if h.seq == r.chained.seq && h.hash != r.chained.hash {
-                        broken = Some(ChainBreak::AnchorMismatch { chain: chain.id, seq: h.seq, anchor: *anchor_id });
-                    }
-                }
-                Ok(())
+        let first_kept = |chain: i64| starts.get(&chain).map_or(1, |s| s.seq);
+        // The anchor to check for each chain: the latest one that names a record still kept.
+        let anchors: HashMap<i64, (ChainHead, i64)> =
+            anchored.into_iter().filter(|(chain, (h, _))| h.seq >= first_kept(*chain)).collect();
+        struct State {
+            check: ChainCheck,
+            broken: Option<ChainBreak>,
+        }
+        let mut state: HashMap<i64, State> = HashMap::new();
+        let mut records = 0u64;
+        store::for_each_record(c, &ExportFilter::default(), |r| {
+            records += 1;
+            let chain = r.chained.chain;
+            let st = state.entry(chain).or_insert_with(|| State {
+                check: ChainCheck::new(chain, starts.get(&chain).map(|s| (s.seq, s.prev_hash.clone()))),
+                broken: None,
             });
-            r?;
-            out.records += records;
+            if st.broken.is_some() {
+                return Ok(());
+            }
+            if let Err(b) = st.check.push(&r.chained) {
+                st.broken = Some(b);
+                return Ok(());
+            }
+            let (seq, id) = (r.chained.seq, r.chained.id);
+            st.broken = match serde_json::from_str::<AuditRecord>(&r.chained.text) {
+                Ok(rec) => columns_match(&r, &rec).map(|column| ChainBreak::Columns { chain, seq, id, column }),
+                Err(_) => Some(ChainBreak::Altered { chain, seq, id }),
+            };
+            if let Some((h, anchor_id)) = anchors.get(&chain) {
+                if h.seq == seq && h.hash != r.chained.hash {
+                    st.broken = Some(ChainBreak::AnchorMismatch { chain, seq: h.seq, anchor: *anchor_id });
+                }
+            }
+            Ok(())
+        })?;
+        let mut out = Verification { chains: chains.len(), records, ..Verification::default() };
+        for chain in &chains {
+            let st = state.remove(&chain.id);
+            let last = st.as_ref().and_then(|s| s.check.last()).map_or(first_kept(chain.id) - 1, |(seq, _)| seq);
+            let mut broken = st.and_then(|s| s.broken);
             if broken.is_none() {
-                let last = check.last().map_or(first_kept - 1, |(seq, _)| seq);
-                if let Some((h, anchor_id)) = &anchor {
+                if let Some((h, anchor_id)) = anchors.get(&chain.id) {
                     if h.seq > last {
                         broken = Some(ChainBreak::AnchorMismatch { chain: chain.id, seq: h.seq, anchor: *anchor_id });
                     }
                 }
-                if broken.is_none() && chain.head_seq != last {
-                    broken = Some(ChainBreak::Truncated { chain: chain.id, seq: chain.head_seq, last });
-                }
+            }
+            if broken.is_none() && chain.head_seq != last {
+                broken = Some(ChainBreak::Truncated { chain: chain.id, seq: chain.head_seq, last });
             }
             out.breaks.extend(broken);
+        }
+        // Records of a chain that has no head row (the row was removed) are a break too.
+        for (chain, st) in state {
+            let id = st.check.last().map_or(0, |(seq, _)| seq);
+            out.breaks.push(st.broken.unwrap_or(ChainBreak::NoHead { chain, last: id }));
         }
         out.breaks.sort_by_key(break_record);
         Ok(out)
@@ -536,7 +546,7 @@ fn page_served(rec: &AuditRecord, object_id: &str, v: &VersionTrace, versions: &
     let Ok(q) = parse_query(rec.filters.as_deref().unwrap_or_default(), Endpoint::Objects) else { return false };
     let f = q.filter;
     if (!f.ids.is_empty() && !f.ids.iter().any(|i| i == object_id))
-        || (!f.types.is_empty() && !f.types.iter().any(|t| *t == v.stix_type))
+        || (!f.types.is_empty() && !f.types.contains(&v.stix_type))
         || f.added_after.is_some_and(|a| v.date_added <= a)
     {
         return false;

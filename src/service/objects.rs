@@ -125,16 +125,16 @@ impl Service {
         let with_bodies = matches!(endpoint, Endpoint::Objects | Endpoint::Object);
         let page = self
             .storage
-            .read_snapshot(move |c| {
-                let snapshot = storage::objects::position(c, &cid)?;
+            .read(move |c| {
                 let pq =
                     PageQuery { collection: &cid, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
-                let (mut rows, mut bodies, cut): (Vec<VersionRow>, Vec<String>, bool) = if with_bodies {
-                    let (page, cut) = storage::objects::page_with_bodies(c, &pq, PAGE_BYTE_BUDGET)?;
-                    let (rows, bodies) = page.into_iter().unzip();
-                    (rows, bodies, cut)
+                let (mut rows, mut bodies, cut, snapshot): (Vec<VersionRow>, Vec<String>, bool, _) = if with_bodies {
+                    let page = storage::objects::page_with_bodies(c, &pq, PAGE_BYTE_BUDGET)?;
+                    let (rows, bodies) = page.rows.into_iter().unzip();
+                    (rows, bodies, page.cut, page.snapshot)
                 } else {
-                    (storage::objects::page(c, &pq)?, Vec::new(), false)
+                    let page = storage::objects::page(c, &pq)?;
+                    (page.rows, Vec::new(), false, page.snapshot)
                 };
                 let more = rows.len() as i64 > limit || cut;
                 rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));

@@ -259,21 +259,17 @@ pub fn heads_since(c: &mut Conn, known: &std::collections::HashMap<i64, i64>) ->
         .collect())
 }
 
-/// Streams one chain's records in `seq` order (optionally only some kinds).
+/// Streams the records of some kinds (e.g. `purge`, `anchor`), in the order they were stored.
 ///
 /// # Errors
 /// Database failures, or the first error `f` returns.
-pub fn for_each_in_chain(
+pub fn for_each_of_kinds(
     c: &mut Conn,
-    chain: i64,
-    kinds: Option<&[&str]>,
+    kinds: &[&str],
     mut f: impl FnMut(StoredRecord) -> StorageResult<()>,
 ) -> StorageResult<()> {
-    let mut q = audit_records::table.filter(audit_records::chain_id.eq(chain)).select(columns()).into_boxed();
-    if let Some(kinds) = kinds {
-        q = q.filter(audit_records::kind.eq_any(kinds.to_vec()));
-    }
-    for row in q.order(audit_records::seq.asc()).load_iter::<Row, DefaultLoadingMode>(c)? {
+    let q = audit_records::table.filter(audit_records::kind.eq_any(kinds.to_vec())).select(columns());
+    for row in q.order(audit_records::id.asc()).load_iter::<Row, DefaultLoadingMode>(c)? {
         f(stored(row?))?;
     }
     Ok(())

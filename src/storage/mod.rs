@@ -369,24 +369,6 @@ impl Storage {
             .map_err(|e| StorageError::Unavailable(Box::new(e)))?
     }
 
-    /// Runs a read on the blocking thread pool inside one read-only transaction, so that all of
-    /// its statements see the same snapshot of the database (on PostgreSQL, REPEATABLE READ).
-    pub async fn read_snapshot<T, F>(&self, f: F) -> StorageResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Conn) -> StorageResult<T> + Send + 'static,
-    {
-        self.read(move |c| {
-            c.transaction(|c| {
-                if let AnyConnection::Postgresql(pg) = c {
-                    pg.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-                }
-                f(c)
-            })
-        })
-        .await
-    }
-
     /// Runs a write transaction: on SQLite on the writer thread, on PostgreSQL on the blocking
     /// thread pool.
     pub async fn write<T, F>(&self, f: F) -> StorageResult<T>

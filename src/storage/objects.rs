@@ -393,37 +393,74 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
 /// A page of versions with their JSON text, streamed row by row: it stops after `p.fetch` rows,
 /// or once the bodies read add up to `byte_budget` (at least one row is always returned).
 /// The flag says whether the budget cut the page short.
+/// A page as read: its rows, and the collection's position (highest `date_added` handed out)
+/// as the same statement saw it, so that the audit trail knows which versions existed when the
+/// page was served (`None` for an empty page).
+#[derive(Debug, Clone)]
+pub struct PageRows<T> {
+    pub rows: Vec<T>,
+    pub snapshot: Option<i64>,
+    /// The byte budget cut the page short.
+    pub cut: bool,
+}
+
+/// The collection's position, as a scalar subquery evaluated once per statement: read in the
+/// page's own statement, it needs no transaction to be consistent with the rows.
+fn clock_of(
+    collection: &str,
+) -> diesel::dsl::SingleValue<
+    diesel::dsl::Select<
+        diesel::dsl::Filter<collection_clock::table, diesel::dsl::Eq<collection_clock::collection_id, &str>>,
+        collection_clock::last_date_added,
+    >,
+> {
+    collection_clock::table
+        .filter(collection_clock::collection_id.eq(collection))
+        .select(collection_clock::last_date_added)
+        .single_value()
+}
+
+/// A page of versions with their JSON text, streamed row by row: it stops after `p.fetch` rows,
+/// or once the bodies read add up to `byte_budget` (at least one row is always returned).
 pub fn page_with_bodies(
     c: &mut Conn,
     p: &PageQuery<'_>,
     byte_budget: usize,
-) -> StorageResult<(Vec<(VersionRow, String)>, bool)> {
+) -> StorageResult<PageRows<(VersionRow, String)>> {
     use diesel::connection::DefaultLoadingMode;
     let q = objects::table
         .select((
             (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
             objects::body,
+            clock_of(p.collection),
         ))
         .into_boxed();
-    let mut out = Vec::new();
+    let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
     let mut bytes = 0usize;
-    for row in apply(q, p).load_iter::<(VersionRow, String), DefaultLoadingMode>(c)? {
-        let row = row?;
-        if !out.is_empty() && bytes + row.1.len() > byte_budget {
-            return Ok((out, true));
+    for row in apply(q, p).load_iter::<(VersionRow, String, Option<i64>), DefaultLoadingMode>(c)? {
+        let (version, body, snapshot) = row?;
+        if !out.rows.is_empty() && bytes + body.len() > byte_budget {
+            out.cut = true;
+            return Ok(out);
         }
-        bytes += row.1.len();
-        out.push(row);
+        bytes += body.len();
+        out.snapshot = snapshot;
+        out.rows.push((version, body));
     }
-    Ok((out, false))
+    Ok(out)
 }
 
 /// A page of versions without their JSON text (manifest, versions).
-pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<Vec<VersionRow>> {
+pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRow>> {
     let q = objects::table
-        .select((objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version))
+        .select((
+            (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
+            clock_of(p.collection),
+        ))
         .into_boxed();
-    Ok(apply(q, p).load(c)?)
+    let rows: Vec<(VersionRow, Option<i64>)> = apply(q, p).load(c)?;
+    let snapshot = rows.first().and_then(|r| r.1);
+    Ok(PageRows { rows: rows.into_iter().map(|r| r.0).collect(), snapshot, cut: false })
 }
 
 /// Whether the collection holds any version of an object.
@@ -480,17 +517,4 @@ pub fn versions_of(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResu
         ))
         .order(objects::date_added.asc())
         .load(c)?)
-}
-
-/// The highest `date_added` handed out in a collection, as a reader sees it (no lock): every
-/// version visible to the same transaction has a `date_added` at or below it.
-///
-/// # Errors
-/// Database failures.
-pub fn position(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>> {
-    Ok(collection_clock::table
-        .filter(collection_clock::collection_id.eq(collection))
-        .select(collection_clock::last_date_added)
-        .first(c)
-        .optional()?)
 }

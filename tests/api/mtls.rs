@@ -53,13 +53,12 @@ impl Ca {
         path
     }
 
-    /// A certificate for `cn` (a client certificate, or with `ip` a server one).
+    /// A certificate for `(CN, O)` (a client certificate, or with `server` one for 127.0.0.1).
     fn issue(
         &self,
         dir: &Path,
         name: &str,
-        cn: &str,
-        org: &str,
+        (cn, org): (&str, &str),
         serial: u64,
         valid: (i64, i64),
         server: bool,
@@ -130,16 +129,16 @@ fn pki() -> Pki {
     let d = dir.path();
     let ca = Ca::new("Concordia test partners CA");
     let ca_file = ca.write(d, "ca.pem");
-    let server = ca.issue(d, "server", "127.0.0.1", "Hub", 1, (-1, 30), true);
-    let alice = ca.issue(d, "alice", "taxii.alice.example", "Alice CERT", 10, (-1, 30), false);
-    let bob = ca.issue(d, "bob", "client.bob.example", "Bob CERT", 11, (-1, 30), false);
-    let nobody = ca.issue(d, "nobody", "client.nobody.example", "Nobody", 12, (-1, 30), false);
-    let expired = ca.issue(d, "expired", "old.alice.example", "Alice CERT", 13, (-30, -2), false);
-    let revoked = ca.issue(d, "revoked", "lost.alice.example", "Alice CERT", 14, (-1, 30), false);
+    let server = ca.issue(d, "server", ("127.0.0.1", "Hub"), 1, (-1, 30), true);
+    let alice = ca.issue(d, "alice", ("taxii.alice.example", "Alice CERT"), 10, (-1, 30), false);
+    let bob = ca.issue(d, "bob", ("client.bob.example", "Bob CERT"), 11, (-1, 30), false);
+    let nobody = ca.issue(d, "nobody", ("client.nobody.example", "Nobody"), 12, (-1, 30), false);
+    let expired = ca.issue(d, "expired", ("old.alice.example", "Alice CERT"), 13, (-30, -2), false);
+    let revoked = ca.issue(d, "revoked", ("lost.alice.example", "Alice CERT"), 14, (-1, 30), false);
     let crl_file = d.join("crl.pem");
     ca.crl(&crl_file, &[14]);
     let other = Ca::new("An unknown CA");
-    let stranger = other.issue(d, "stranger", "taxii.alice.example", "Alice CERT", 10, (-1, 30), false);
+    let stranger = other.issue(d, "stranger", ("taxii.alice.example", "Alice CERT"), 10, (-1, 30), false);
     Pki { dir, ca, ca_file, crl_file, server, alice, bob, nobody, expired, revoked, stranger }
 }
 
@@ -352,7 +351,7 @@ fn certificates_and_crls_reload_without_dropping_connections() {
     assert_eq!(old_server, p.server.fingerprint);
 
     // Renew the server certificate and revoke alice's, then SIGHUP.
-    let renewed = p.ca.issue(p.dir.path(), "server2", "127.0.0.1", "Hub", 2, (-1, 60), true);
+    let renewed = p.ca.issue(p.dir.path(), "server2", ("127.0.0.1", "Hub"), 2, (-1, 60), true);
     std::fs::copy(&renewed.cert, &p.server.cert).unwrap();
     std::fs::copy(&renewed.key, &p.server.key).unwrap();
     p.ca.crl(&p.crl_file, &[14, 10]);
