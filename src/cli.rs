@@ -12,10 +12,10 @@ use crate::config::{Config, Layer};
 use crate::model::access::Principal;
 use crate::model::policy::Policy;
 use crate::model::time::{format_taxii, now_micros, parse_taxii};
+use crate::service::audit::ExportFilter;
 use crate::service::audit::Operator;
 use crate::service::operator::{self, record_migrations};
 use crate::service::Service;
-use crate::storage::audit::ExportFilter;
 use crate::storage::{self, credentials, Storage, StorageError};
 
 /// Concordia: a TAXII 2.1 server for sharing STIX 2.1 threat intelligence between partners.

@@ -116,19 +116,37 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
-/// The hash before the first record of a chain.
+/// The hash before the first block of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl AuditRecord {
-    /// The record as stored and hashed: its JSON text, fields in declaration order.
+    /// The record as stored and hashed: its JSON text, fields in declaration order, absent ones
+    /// left out.
     pub fn to_text(&self) -> String {
         // Serialising a struct of strings and integers cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
 }
 
-/// The hash of a record (its stored text) at position `seq` of chain `chain`, after a record
-/// with hash `prev`.
+/// The records of a block as stored and hashed: one JSON text per line.
+pub fn block_text(records: &[AuditRecord]) -> String {
+    let mut out = String::with_capacity(records.len() * 400);
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&r.to_text());
+    }
+    out
+}
+
+/// The records of a stored block's text (`None` if a line is not a record: the text was changed).
+pub fn block_records(text: &str) -> Option<Vec<AuditRecord>> {
+    text.split('\n').map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// The hash of a block (its stored text) whose first record is at position `seq` of chain
+/// `chain`, after a block with hash `prev`.
 pub fn link_hash(prev: &str, chain: i64, seq: i64, text: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"concordia-audit-v1\n");
@@ -138,20 +156,33 @@ pub fn link_hash(prev: &str, chain: i64, seq: i64, text: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// A record with its place in a chain, as stored.
+/// A block of records with its place in a chain, as stored: one row of `audit_blocks`. The
+/// records of one batch (a node's reads) share a row; a write or an operator action has one of
+/// its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainedRecord {
+pub struct ChainedBlock {
     /// Row id (global insertion order).
     pub id: i64,
     pub chain: i64,
+    /// Position of the block's first record in the chain (positions count records).
     pub seq: i64,
+    /// Records in the block.
+    pub count: i64,
     pub prev_hash: String,
     pub hash: String,
-    /// The record's text, as hashed.
+    /// The records' text, as hashed (one JSON record per line).
     pub text: String,
 }
 
-/// What an anchor records of one chain: the hash at one position.
+impl ChainedBlock {
+    /// Position of the block's last record.
+    pub fn last_seq(&self) -> i64 {
+        self.seq + self.count - 1
+    }
+}
+
+/// What an anchor records of one chain: the hash after its record at position `seq` (the last
+/// record of a block).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainHead {
     pub chain: i64,
@@ -159,40 +190,36 @@ pub struct ChainHead {
     pub hash: String,
 }
 
-/// Why a chain does not verify; the first problem found names the record.
+/// Why a chain does not verify; the first problem found names the row (`audit_blocks.id`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
-    #[error("chain {chain}: record {id} (seq {seq}) was changed: its hash does not match its contents")]
+    #[error("chain {chain}: row {id} (records from seq {seq}) was changed: its hash does not match its contents")]
     Altered { chain: i64, seq: i64, id: i64 },
-    #[error("chain {chain}: record {id} (seq {seq}) does not follow its predecessor: a record before it was removed or changed")]
+    #[error("chain {chain}: row {id} (records from seq {seq}) does not follow its predecessor: a row before it was removed or changed")]
     Unlinked { chain: i64, seq: i64, id: i64 },
-    #[error("chain {chain}: records {from}..{to} are missing (removed) before record {id}")]
+    #[error("chain {chain}: records {from}..{to} are missing (removed) before row {id}")]
     Gap { chain: i64, from: i64, to: i64, id: i64 },
-    #[error(
-        "chain {chain}: it starts at seq {seq} (record {id}) but no purge anchor says records before it were purged"
-    )]
+    #[error("chain {chain}: it starts at seq {seq} (row {id}) but no purge anchor says records before it were purged")]
     MissingStart { chain: i64, seq: i64, id: i64 },
-    #[error("chain {chain}: an anchor (record {anchor}) names seq {seq}, which is missing or differs: records were removed from its end")]
+    #[error("chain {chain}: an anchor (in row {anchor}) names seq {seq}, which is missing or differs: records were removed from its end")]
     AnchorMismatch { chain: i64, seq: i64, anchor: i64 },
     #[error(
         "chain {chain}: its head says seq {seq}, but its last record is seq {last}: records were removed from its end"
     )]
     Truncated { chain: i64, seq: i64, last: i64 },
-    #[error(
-        "chain {chain}: record {id} (seq {seq}): its {column} column differs from the record text it hashes (changed)"
-    )]
+    #[error("chain {chain}: row {id} (records from seq {seq}): its {column} column differs from the records it hashes (changed)")]
     Columns { chain: i64, seq: i64, id: i64, column: &'static str },
     #[error("chain {chain}: it has records (up to seq {last}) but no head row: the chain's row was removed")]
     NoHead { chain: i64, last: i64 },
 }
 
-/// Checks one chain's records as they stream by, in `seq` order.
+/// Checks one chain's blocks as they stream by, in order.
 #[derive(Debug, Clone)]
 pub struct ChainCheck {
     chain: i64,
     /// Where a purge left the chain: seq of the first kept record and the hash before it.
     start: Option<(i64, String)>,
-    /// The next seq expected and the hash it must link to, once the first record is seen.
+    /// The next seq expected and the hash it must link to, once the first block is seen.
     next: Option<(i64, String)>,
 }
 
@@ -202,37 +229,37 @@ impl ChainCheck {
         ChainCheck { chain, start, next: None }
     }
 
-    /// Checks the next record.
+    /// Checks the next block.
     ///
     /// # Errors
-    /// The break this record reveals, naming it.
-    pub fn push(&mut self, r: &ChainedRecord) -> Result<(), ChainBreak> {
+    /// The break this block reveals, naming its row.
+    pub fn push(&mut self, b: &ChainedBlock) -> Result<(), ChainBreak> {
         let chain = self.chain;
         let (expect_seq, prev) = match self.next.take() {
             Some(next) => next,
             None => match &self.start {
                 Some((seq, hash)) => (*seq, hash.clone()),
-                None if r.seq == 1 => (1, GENESIS.to_owned()),
-                None => return Err(ChainBreak::MissingStart { chain, seq: r.seq, id: r.id }),
+                None if b.seq == 1 => (1, GENESIS.to_owned()),
+                None => return Err(ChainBreak::MissingStart { chain, seq: b.seq, id: b.id }),
             },
         };
-        if r.seq > expect_seq {
-            return Err(ChainBreak::Gap { chain, from: expect_seq, to: r.seq - 1, id: r.id });
+        if b.seq > expect_seq {
+            return Err(ChainBreak::Gap { chain, from: expect_seq, to: b.seq - 1, id: b.id });
         }
-        if r.seq < expect_seq {
-            return Err(ChainBreak::Unlinked { chain, seq: r.seq, id: r.id });
+        if b.seq < expect_seq || b.count < 1 {
+            return Err(ChainBreak::Unlinked { chain, seq: b.seq, id: b.id });
         }
-        if link_hash(&r.prev_hash, chain, r.seq, &r.text) != r.hash {
-            return Err(ChainBreak::Altered { chain, seq: r.seq, id: r.id });
+        if link_hash(&b.prev_hash, chain, b.seq, &b.text) != b.hash {
+            return Err(ChainBreak::Altered { chain, seq: b.seq, id: b.id });
         }
-        if r.prev_hash != prev {
-            return Err(ChainBreak::Unlinked { chain, seq: r.seq, id: r.id });
+        if b.prev_hash != prev {
+            return Err(ChainBreak::Unlinked { chain, seq: b.seq, id: b.id });
         }
-        self.next = Some((r.seq + 1, r.hash.clone()));
+        self.next = Some((b.seq + b.count, b.hash.clone()));
         Ok(())
     }
 
-    /// The last record checked: its seq and hash.
+    /// The last record checked: its seq, and the hash of its block.
     pub fn last(&self) -> Option<(i64, &str)> {
         self.next.as_ref().map(|(seq, hash)| (seq - 1, hash.as_str()))
     }
@@ -241,70 +268,89 @@ impl ChainCheck {
 /// Checks one whole chain (see [`ChainCheck`]).
 ///
 /// # Errors
-/// The first break found, naming the record.
-pub fn verify_chain(chain: i64, records: &[ChainedRecord], start: Option<(i64, &str)>) -> Result<(), ChainBreak> {
+/// The first break found, naming the row.
+pub fn verify_chain(chain: i64, blocks: &[ChainedBlock], start: Option<(i64, &str)>) -> Result<(), ChainBreak> {
     let mut check = ChainCheck::new(chain, start.map(|(s, h)| (s, h.to_owned())));
-    records.iter().try_for_each(|r| check.push(r))
+    blocks.iter().try_for_each(|b| check.push(b))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn chain(n: i64) -> Vec<ChainedRecord> {
+    /// Blocks of 1, 3, 1, 2 and 1 records.
+    fn chain() -> Vec<ChainedBlock> {
         let mut prev = GENESIS.to_owned();
-        (1..=n)
-            .map(|seq| {
-                let record = AuditRecord {
-                    at: seq * 10,
-                    kind: "request".into(),
-                    action: "get_objects".into(),
-                    ..Default::default()
-                };
-                let text = record.to_text();
+        let mut seq = 1;
+        [1, 3, 1, 2, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let records: Vec<AuditRecord> = (0..*n)
+                    .map(|k| AuditRecord {
+                        at: seq + k,
+                        kind: "request".into(),
+                        action: "get_objects".into(),
+                        ..Default::default()
+                    })
+                    .collect();
+                let text = block_text(&records);
                 let hash = link_hash(&prev, 7, seq, &text);
-                let r =
-                    ChainedRecord { id: 100 + seq, chain: 7, seq, prev_hash: prev.clone(), hash: hash.clone(), text };
+                let b = ChainedBlock {
+                    id: 101 + i as i64,
+                    chain: 7,
+                    seq,
+                    count: *n,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                    text,
+                };
                 prev = hash;
-                r
+                seq += n;
+                b
             })
             .collect()
     }
 
     #[test]
-    fn an_intact_chain_verifies() {
-        assert_eq!(verify_chain(7, &chain(5), None), Ok(()));
+    fn an_intact_chain_verifies_and_blocks_unpack() {
+        let c = chain();
+        assert_eq!(verify_chain(7, &c, None), Ok(()));
+        let records = block_records(&c[1].text).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[2].at, 4);
+        assert_eq!(c[4].last_seq(), 8);
     }
 
     #[test]
-    fn a_changed_record_is_named() {
-        let mut c = chain(5);
+    fn a_changed_block_is_named() {
+        let mut c = chain();
         c[2].text = c[2].text.replace("get_objects", "add_objects");
-        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Altered { chain: 7, seq: 3, id: 103 }));
+        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Altered { chain: 7, seq: 5, id: 103 }));
     }
 
     #[test]
-    fn a_removed_record_is_a_gap() {
-        let mut c = chain(5);
+    fn a_removed_block_is_a_gap() {
+        let mut c = chain();
         c.remove(2);
-        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Gap { chain: 7, from: 3, to: 3, id: 104 }));
+        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Gap { chain: 7, from: 5, to: 5, id: 104 }));
     }
 
     #[test]
-    fn a_rewritten_tail_is_caught_by_its_link() {
-        // An attacker replaces record 3 and recomputes its own hash, but not the ones after it.
-        let mut c = chain(5);
+    fn a_rewritten_block_is_caught_by_the_next_link() {
+        // An attacker replaces a block and recomputes its own hash, but not the ones after it.
+        let mut c = chain();
         c[2].text = c[2].text.replace("get_objects", "delete_object");
-        c[2].hash = link_hash(&c[2].prev_hash, 7, 3, &c[2].text);
-        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Unlinked { chain: 7, seq: 4, id: 104 }));
+        c[2].hash = link_hash(&c[2].prev_hash, 7, 5, &c[2].text);
+        assert_eq!(verify_chain(7, &c, None), Err(ChainBreak::Unlinked { chain: 7, seq: 6, id: 104 }));
     }
 
     #[test]
     fn a_purged_start_needs_its_anchor() {
-        let c = chain(5);
+        let c = chain();
         let rest = &c[2..];
-        assert_eq!(verify_chain(7, rest, None), Err(ChainBreak::MissingStart { chain: 7, seq: 3, id: 103 }));
-        assert_eq!(verify_chain(7, rest, Some((3, &c[1].hash))), Ok(()));
-        assert!(verify_chain(7, rest, Some((3, GENESIS))).is_err());
+        assert_eq!(verify_chain(7, rest, None), Err(ChainBreak::MissingStart { chain: 7, seq: 5, id: 103 }));
+        assert_eq!(verify_chain(7, rest, Some((5, &c[1].hash))), Ok(()));
+        assert!(verify_chain(7, rest, Some((5, GENESIS))).is_err());
     }
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::audit::{AuditKind, AuditRecord, ChainBreak, ChainCheck, ChainHead};
+use crate::model::audit::{block_records, AuditKind, AuditRecord, ChainBreak, ChainCheck, ChainHead};
 use crate::model::filter::{parse_query, Endpoint};
 use crate::model::time::{format_taxii, now_micros, stix_version_key, Micros};
-use crate::storage::audit::{self as store, ChainStart, ExportFilter, StoredRecord, CLUSTER_CHAIN};
+use crate::storage::audit::{self as store, BlockFilter, ChainStart, StoredBlock, CLUSTER_CHAIN};
 use crate::storage::{self, Conn, Storage, StorageError, StorageResult};
 
 /// How long a read's record waits for others to share its commit (group commit). A crash (kill
@@ -304,29 +304,26 @@ fn break_record(b: &ChainBreak) -> i64 {
     }
 }
 
-/// Whether a record's query columns say what its (hashed) text says.
-fn columns_match(r: &StoredRecord, rec: &AuditRecord) -> Option<&'static str> {
-    if r.at != rec.at {
-        Some("at")
-    } else if r.kind != rec.kind {
-        Some("kind")
-    } else if r.action != rec.action {
-        Some("action")
-    } else if r.partner_id != rec.partner_id {
-        Some("partner_id")
-    } else if r.collection_id != rec.collection_id {
-        Some("collection_id")
-    } else if r.range_first != rec.range_first || r.range_last != rec.range_last {
-        Some("range")
+/// Whether a block's summary columns say what its (hashed) records say.
+fn columns_match(b: &StoredBlock, records: &[AuditRecord]) -> Option<&'static str> {
+    let (first, last, partners, collections) = store::summary(records);
+    if i64::try_from(records.len()).ok() != Some(b.block.count) {
+        Some("count")
+    } else if b.first_at != first || b.last_at != last {
+        Some("time")
+    } else if b.partners != partners {
+        Some("partners")
+    } else if b.collections != collections {
+        Some("collections")
     } else {
         None
     }
 }
 
-/// Checks every chain of the trail: each record's hash, each link to its predecessor, that no
+/// Checks every chain of the trail: each block's hash, each link to its predecessor, that no
 /// record is missing (within a chain, from its start after purges, and up to its head and every
-/// anchor), and that the queried columns agree with the hashed text. Two passes over the table
-/// (purge and anchor statements first), whatever the number of chains.
+/// anchor), and that the summary columns agree with the hashed records. Two passes over the
+/// table (the cluster chain's purge and anchor statements first), whatever the number of chains.
 ///
 /// # Errors
 /// Database failures (a broken chain is a result, not an error).
@@ -336,20 +333,19 @@ pub fn verify(storage: &Storage) -> StorageResult<Verification> {
         // Purge starts and anchored heads, from the cluster chain (the latest statement wins).
         let mut starts: HashMap<i64, ChainStart> = HashMap::new();
         let mut anchored: HashMap<i64, (ChainHead, i64)> = HashMap::new();
-        store::for_each_of_kinds(c, &["purge", "anchor"], |r| {
-            if r.chained.chain != CLUSTER_CHAIN {
-                return Ok(());
-            }
-            let detail = serde_json::from_str::<AuditRecord>(&r.chained.text).ok().and_then(|rec| rec.detail);
-            let detail = detail.unwrap_or_default();
-            if r.kind == "purge" {
-                for s in serde_json::from_str::<Vec<ChainStart>>(&detail).unwrap_or_default() {
-                    starts.insert(s.chain, s);
-                }
-            } else {
-                for h in serde_json::from_str::<Vec<ChainHead>>(&detail).unwrap_or_default() {
-                    if anchored.get(&h.chain).is_none_or(|(a, _)| a.seq < h.seq) {
-                        anchored.insert(h.chain, (h, r.chained.id));
+        let cluster = BlockFilter { chain: Some(CLUSTER_CHAIN), ..BlockFilter::default() };
+        store::for_each_block(c, &cluster, |b| {
+            for rec in block_records(&b.block.text).unwrap_or_default() {
+                let detail = rec.detail.unwrap_or_default();
+                if rec.kind == "purge" {
+                    for s in serde_json::from_str::<Vec<ChainStart>>(&detail).unwrap_or_default() {
+                        starts.insert(s.chain, s);
+                    }
+                } else if rec.kind == "anchor" {
+                    for h in serde_json::from_str::<Vec<ChainHead>>(&detail).unwrap_or_default() {
+                        if anchored.get(&h.chain).is_none_or(|(a, _)| a.seq < h.seq) {
+                            anchored.insert(h.chain, (h, b.block.id));
+                        }
                     }
                 }
             }
@@ -365,9 +361,9 @@ pub fn verify(storage: &Storage) -> StorageResult<Verification> {
         }
         let mut state: HashMap<i64, State> = HashMap::new();
         let mut records = 0u64;
-        store::for_each_record(c, &ExportFilter::default(), |r| {
-            records += 1;
-            let chain = r.chained.chain;
+        store::for_each_block(c, &BlockFilter::default(), |b| {
+            records += u64::try_from(b.block.count).unwrap_or(0);
+            let chain = b.block.chain;
             let st = state.entry(chain).or_insert_with(|| State {
                 check: ChainCheck::new(chain, starts.get(&chain).map(|s| (s.seq, s.prev_hash.clone()))),
                 broken: None,
@@ -375,17 +371,17 @@ pub fn verify(storage: &Storage) -> StorageResult<Verification> {
             if st.broken.is_some() {
                 return Ok(());
             }
-            if let Err(b) = st.check.push(&r.chained) {
-                st.broken = Some(b);
+            if let Err(e) = st.check.push(&b.block) {
+                st.broken = Some(e);
                 return Ok(());
             }
-            let (seq, id) = (r.chained.seq, r.chained.id);
-            st.broken = match serde_json::from_str::<AuditRecord>(&r.chained.text) {
-                Ok(rec) => columns_match(&r, &rec).map(|column| ChainBreak::Columns { chain, seq, id, column }),
-                Err(_) => Some(ChainBreak::Altered { chain, seq, id }),
+            let (seq, id) = (b.block.seq, b.block.id);
+            st.broken = match block_records(&b.block.text) {
+                Some(recs) => columns_match(&b, &recs).map(|column| ChainBreak::Columns { chain, seq, id, column }),
+                None => Some(ChainBreak::Altered { chain, seq, id }),
             };
             if let Some((h, anchor_id)) = anchors.get(&chain) {
-                if h.seq == seq && h.hash != r.chained.hash {
+                if h.seq == b.block.last_seq() && h.hash != b.block.hash {
                     st.broken = Some(ChainBreak::AnchorMismatch { chain, seq: h.seq, anchor: *anchor_id });
                 }
             }
@@ -408,10 +404,10 @@ pub fn verify(storage: &Storage) -> StorageResult<Verification> {
             }
             out.breaks.extend(broken);
         }
-        // Records of a chain that has no head row (the row was removed) are a break too.
+        // Blocks of a chain that has no head row (the row was removed) are a break too.
         for (chain, st) in state {
-            let id = st.check.last().map_or(0, |(seq, _)| seq);
-            out.breaks.push(st.broken.unwrap_or(ChainBreak::NoHead { chain, last: id }));
+            let last = st.check.last().map_or(0, |(seq, _)| seq);
+            out.breaks.push(st.broken.unwrap_or(ChainBreak::NoHead { chain, last }));
         }
         out.breaks.sort_by_key(break_record);
         Ok(out)
@@ -423,7 +419,7 @@ pub fn verify(storage: &Storage) -> StorageResult<Verification> {
 ///
 /// # Errors
 /// Database failures; nothing is removed then.
-pub fn purge(c: &mut Conn, before: Micros, by: &str) -> StorageResult<usize> {
+pub fn purge(c: &mut Conn, before: Micros, by: &str) -> StorageResult<i64> {
     let (removed, starts) = store::purge(c, before)?;
     if removed > 0 {
         let record = AuditRecord {
@@ -432,7 +428,7 @@ pub fn purge(c: &mut Conn, before: Micros, by: &str) -> StorageResult<usize> {
             credential_method: Some("operator".into()),
             credential_id: Some(by.to_owned()),
             action: "audit_purge".into(),
-            object_count: Some(i64::try_from(removed).unwrap_or(i64::MAX)),
+            object_count: Some(removed),
             detail: Some(serde_json::to_string(&starts).unwrap_or_default()),
             ..AuditRecord::default()
         };
@@ -500,23 +496,32 @@ pub fn recipients(storage: &Storage, object_id: &str, version: Option<&str>) -> 
                     deleted_at: None,
                 })
                 .collect();
-            for d in store::actions_in(c, &col.id, "delete_object")? {
-                let Ok(rec) = serde_json::from_str::<AuditRecord>(&d.chained.text) else { continue };
-                if rec.object_id.as_deref() != Some(object_id.as_str()) {
-                    continue;
+            // The records of this collection: its deletions (versions no longer stored) and the
+            // pages that may have served the object.
+            let mut pages: Vec<AuditRecord> = Vec::new();
+            let filter = BlockFilter { collection_id: Some(col.id.clone()), ..BlockFilter::default() };
+            store::for_each_block(c, &filter, |b| {
+                for rec in block_records(&b.block.text).unwrap_or_default() {
+                    if rec.collection_id.as_deref() != Some(col.id.as_str()) || rec.status.is_none_or(|s| s >= 300) {
+                        continue;
+                    }
+                    match rec.action.as_str() {
+                        "delete_object" if rec.object_id.as_deref() == Some(object_id.as_str()) => {
+                            let gone: Vec<VersionTrace> =
+                                serde_json::from_str(rec.detail.as_deref().unwrap_or_default()).unwrap_or_default();
+                            versions.extend(gone.into_iter().map(|v| VersionTrace { deleted_at: Some(rec.at), ..v }));
+                        }
+                        "get_objects" | "get_object" if rec.range_first.is_some() => pages.push(rec),
+                        _ => {}
+                    }
                 }
-                let gone: Vec<VersionTrace> = serde_json::from_str(&rec.detail.unwrap_or_default()).unwrap_or_default();
-                versions.extend(gone.into_iter().map(|v| VersionTrace { deleted_at: Some(rec.at), ..v }));
-            }
+                Ok(())
+            })?;
             for v in versions.iter().filter(|v| want_key.as_ref().is_none_or(|k| *k == v.version_key)) {
-                for page in store::pages_covering(c, &col.id, v.date_added)? {
-                    if !matches!(page.action.as_str(), "get_objects" | "get_object") {
-                        continue;
-                    }
-                    let Ok(rec) = serde_json::from_str::<AuditRecord>(&page.chained.text) else { continue };
-                    if rec.status != Some(200) || !page_served(&rec, &object_id, v, &versions) {
-                        continue;
-                    }
+                let covering = pages.iter().filter(|p| {
+                    p.range_first.is_some_and(|f| f <= v.date_added) && p.range_last.is_some_and(|l| l >= v.date_added)
+                });
+                for rec in covering.filter(|p| page_served(p, &object_id, v, &versions)) {
                     out.push(Delivery {
                         partner: rec.partner.clone().unwrap_or_default(),
                         credential_method: rec.credential_method.clone().unwrap_or_default(),
@@ -559,12 +564,15 @@ fn page_served(rec: &AuditRecord, object_id: &str, v: &VersionTrace, versions: &
     f.selects_version(&v.version_key, &v.spec_version, &existed)
 }
 
-/// A record as `audit export` writes it: its place in its chain and what it says.
+/// A record as `audit export` writes it: its place in its chain (row, position) and what it
+/// says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exported {
-    pub id: i64,
+    /// The row (`audit_blocks.id`) that holds it.
+    pub block: i64,
     pub chain: i64,
     pub seq: i64,
+    /// The hash of its block.
     pub hash: String,
     #[serde(flatten)]
     pub record: AuditRecord,
@@ -572,7 +580,16 @@ pub struct Exported {
     pub time: String,
 }
 
-/// Streams the records an export selects.
+/// Which records an export selects.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    pub since: Option<Micros>,
+    pub until: Option<Micros>,
+    pub partner_id: Option<i64>,
+    pub collection_id: Option<String>,
+}
+
+/// Streams the records an export selects, in the order they were stored.
 ///
 /// # Errors
 /// Database failures, or the first error `f` returns.
@@ -581,24 +598,39 @@ pub fn export(
     filter: &ExportFilter,
     mut f: impl FnMut(Exported) -> StorageResult<()>,
 ) -> StorageResult<()> {
+    let blocks = BlockFilter {
+        since: filter.since,
+        until: filter.until,
+        partner_id: filter.partner_id,
+        collection_id: filter.collection_id.clone(),
+        chain: None,
+    };
     storage.read_blocking(|c| {
-        store::for_each_record(c, filter, |r| {
-            let record: AuditRecord = serde_json::from_str(&r.chained.text).unwrap_or_default();
-            f(Exported {
-                id: r.chained.id,
-                chain: r.chained.chain,
-                seq: r.chained.seq,
-                hash: r.chained.hash,
-                time: format_taxii(record.at),
-                record,
-            })
+        store::for_each_block(c, &blocks, |b| {
+            for (i, record) in block_records(&b.block.text).unwrap_or_default().into_iter().enumerate() {
+                let keep = filter.since.is_none_or(|t| record.at >= t)
+                    && filter.until.is_none_or(|t| record.at < t)
+                    && filter.partner_id.is_none_or(|p| record.partner_id == Some(p))
+                    && filter.collection_id.as_ref().is_none_or(|col| record.collection_id.as_ref() == Some(col));
+                if keep {
+                    f(Exported {
+                        block: b.block.id,
+                        chain: b.block.chain,
+                        seq: b.block.seq + i64::try_from(i).unwrap_or(0),
+                        hash: b.block.hash.clone(),
+                        time: format_taxii(record.at),
+                        record,
+                    })?;
+                }
+            }
+            Ok(())
         })
     })
 }
 
 /// The columns of `audit export --format csv`, in order.
 pub const CSV_COLUMNS: &[&str] = &[
-    "id",
+    "block",
     "chain",
     "seq",
     "time",
@@ -637,7 +669,7 @@ pub fn csv_line(e: &Exported) -> String {
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
     let ts = |v: Option<Micros>| v.map(format_taxii).unwrap_or_default();
     [
-        e.id.to_string(),
+        e.block.to_string(),
         e.chain.to_string(),
         e.seq.to_string(),
         e.time.clone(),

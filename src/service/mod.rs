@@ -225,7 +225,7 @@ impl Service {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn purge_audit(&self, days: u64) -> ServiceResult<usize> {
+    pub async fn purge_audit(&self, days: u64) -> ServiceResult<i64> {
         let span = i64::try_from(days.saturating_mul(86_400_000_000)).unwrap_or(i64::MAX);
         let before = now_micros().saturating_sub(span);
         let by = format!("retention ({days} days) on {}", audit::host_name());

@@ -125,18 +125,16 @@ diesel::table! {
 }
 
 diesel::table! {
-    audit_records (id) {
+    audit_blocks (id) {
         id -> BigInt,
         chain_id -> BigInt,
         seq -> BigInt,
-        at -> BigInt,
-        kind -> Text,
-        action -> Text,
-        partner_id -> Nullable<BigInt>,
-        collection_id -> Nullable<Text>,
-        range_first -> Nullable<BigInt>,
-        range_last -> Nullable<BigInt>,
-        record -> Text,
+        count -> Integer,
+        first_at -> BigInt,
+        last_at -> BigInt,
+        partners -> Text,
+        collections -> Text,
+        records -> Text,
         prev_hash -> Text,
         hash -> Text,
     }
@@ -169,7 +167,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     collection_clock,
     statuses,
     audit_chains,
-    audit_records,
+    audit_blocks,
     audit_purge,
     partner_certificates,
 );

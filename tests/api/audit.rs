@@ -121,7 +121,7 @@ fn recipients_name_exactly_who_was_served_which_version() {
     assert!(private.iter().all(|r| r["collection_id"] == PRIVATE) && !private.is_empty());
     let (ok, csv, _) = s.cli(&["audit", "export", "--format", "csv", "--partner", "alice"], None);
     assert!(ok);
-    assert!(csv.starts_with("id,chain,seq,time,kind,partner,"), "{csv}");
+    assert!(csv.starts_with("block,chain,seq,time,kind,partner,"), "{csv}");
     assert!(csv.lines().count() > pages.len());
 
     let (ok, out) = verify(&s);
@@ -133,53 +133,57 @@ fn recipients_name_exactly_who_was_served_which_version() {
 fn the_trail_refuses_changes_and_verify_names_an_altered_or_removed_record() {
     let s = base_server();
     s.add("r", SHARED, &as_("alice"), &[malware(&new_id("malware"))]);
-    for _ in 0..5 {
-        s.get(&objects_path(SHARED), &as_("alice")).expect(200);
+    // Three bursts of reads, committed as three blocks of the node's chain.
+    let mut blocks = Vec::new();
+    for _ in 0..3 {
+        for _ in 0..3 {
+            s.get(&objects_path(SHARED), &as_("alice")).expect(200);
+        }
+        let records = settle(&s);
+        blocks.push(records.iter().rev().find(|r| r["action"] == "get_objects").unwrap()["block"].as_i64().unwrap());
     }
-    let records = settle(&s);
+    blocks.dedup();
+    assert!(blocks.len() >= 3, "reads a burst apart are committed in blocks of their own: {blocks:?}");
     let (ok, out) = verify(&s);
     assert!(ok, "{out}");
     let db = s.db_url();
     // The database itself refuses UPDATE and DELETE.
-    let err = sql_exec(&db, "UPDATE audit_records SET record = 'x'").unwrap_err();
+    let err = sql_exec(&db, "UPDATE audit_blocks SET records = 'x'").unwrap_err();
     assert!(err.contains("append-only"), "{err}");
-    let err = sql_exec(&db, "DELETE FROM audit_records").unwrap_err();
+    let err = sql_exec(&db, "DELETE FROM audit_blocks").unwrap_err();
     assert!(err.contains("append-only"), "{err}");
     if s.is_postgres() {
-        let err = sql_exec(&db, "TRUNCATE audit_records").unwrap_err();
+        let err = sql_exec(&db, "TRUNCATE audit_blocks").unwrap_err();
         assert!(err.contains("append-only"), "{err}");
     }
 
-    // An attacker with database access drops the triggers and edits a read record: the
+    // An attacker with database access drops the triggers and edits a block of reads: the
     // partner who read becomes someone else.
-    let target = records.iter().find(|r| r["action"] == "get_objects").unwrap();
-    let id = target["id"].as_i64().unwrap();
+    let id = blocks[0];
     if s.is_postgres() {
-        sql_exec(&db, "DROP TRIGGER audit_records_append_only ON audit_records").unwrap();
+        sql_exec(&db, "DROP TRIGGER audit_blocks_append_only ON audit_blocks").unwrap();
     } else {
-        sql_exec(&db, "DROP TRIGGER audit_records_no_update").unwrap();
-        sql_exec(&db, "DROP TRIGGER audit_records_no_delete").unwrap();
+        sql_exec(&db, "DROP TRIGGER audit_blocks_no_update").unwrap();
+        sql_exec(&db, "DROP TRIGGER audit_blocks_no_delete").unwrap();
     }
-    sql_exec(
-        &db,
-        &format!("UPDATE audit_records SET record = replace(record, '\"alice\"', '\"bob\"') WHERE id = {id}"),
-    )
-    .unwrap();
+    let edit = |from: &str, to: &str| {
+        sql_exec(
+            &db,
+            &format!("UPDATE audit_blocks SET records = replace(records, '\"{from}\"', '\"{to}\"') WHERE id = {id}"),
+        )
+        .unwrap()
+    };
+    edit("alice", "bob");
     let (ok, out) = verify(&s);
     assert!(!ok, "verify must fail: {out}");
-    assert!(out.contains(&format!("record {id} ")) && out.contains("was changed"), "names the record: {out}");
+    assert!(out.contains(&format!("row {id} ")) && out.contains("was changed"), "names the row: {out}");
 
-    // Put it back, and remove another record instead: the gap is named.
-    sql_exec(
-        &db,
-        &format!("UPDATE audit_records SET record = replace(record, '\"bob\"', '\"alice\"') WHERE id = {id}"),
-    )
-    .unwrap();
+    // Put it back, and remove a later block instead: the gap is named.
+    edit("bob", "alice");
     assert!(verify(&s).0, "restored");
-    let later = records.iter().filter(|r| r["action"] == "get_objects").nth(2).unwrap()["id"].as_i64().unwrap();
-    sql_exec(&db, &format!("DELETE FROM audit_records WHERE id = {later}")).unwrap();
+    sql_exec(&db, &format!("DELETE FROM audit_blocks WHERE id = {}", blocks[1])).unwrap();
     let (ok, out) = verify(&s);
-    assert!(!ok && out.contains("missing (removed)"), "{out}");
+    assert!(!ok && out.contains("missing (removed)") && out.contains(&format!("row {}", blocks[2])), "{out}");
 }
 
 #[test]
@@ -196,20 +200,25 @@ fn removing_the_newest_records_is_detected_by_the_head_and_the_anchors() {
     assert!(verify(&s).0);
     let db = s.db_url();
     if s.is_postgres() {
-        sql_exec(&db, "DROP TRIGGER audit_records_append_only ON audit_records").unwrap();
+        sql_exec(&db, "DROP TRIGGER audit_blocks_append_only ON audit_blocks").unwrap();
     } else {
-        sql_exec(&db, "DROP TRIGGER audit_records_no_delete").unwrap();
+        sql_exec(&db, "DROP TRIGGER audit_blocks_no_delete").unwrap();
     }
-    // The last read record of the node chain goes, and its chain's head row is rewound too.
-    let max: i64 =
-        sql_text(&db, "(SELECT CAST(MAX(id) AS TEXT) FROM audit_records WHERE kind = 'request')").parse().unwrap();
-    let chain = sql_text(&db, &format!("(SELECT CAST(chain_id AS TEXT) FROM audit_records WHERE id = {max})"));
-    sql_exec(&db, &format!("DELETE FROM audit_records WHERE id = {max}")).unwrap();
+    // The last block of the node's chain goes, and its chain's head row is rewound too.
+    let max: i64 = sql_text(
+        &db,
+        "(SELECT CAST(MAX(b.id) AS TEXT) FROM audit_blocks b JOIN audit_chains c ON c.id = b.chain_id WHERE c.kind = 'node')",
+    )
+    .parse()
+    .unwrap();
+    let chain = sql_text(&db, &format!("(SELECT CAST(chain_id AS TEXT) FROM audit_blocks WHERE id = {max})"));
+    let count = sql_text(&db, &format!("(SELECT CAST(count AS TEXT) FROM audit_blocks WHERE id = {max})"));
+    sql_exec(&db, &format!("DELETE FROM audit_blocks WHERE id = {max}")).unwrap();
     let (ok, out) = verify(&s);
     assert!(!ok && out.contains(&format!("chain {chain}")), "{out}");
-    sql_exec(&db, &format!("UPDATE audit_chains SET head_seq = head_seq - 1 WHERE id = {chain}")).unwrap();
+    sql_exec(&db, &format!("UPDATE audit_chains SET head_seq = head_seq - {count} WHERE id = {chain}")).unwrap();
     let (ok, out) = verify(&s);
-    assert!(!ok && out.contains("anchor"), "the anchor still names the removed record: {out}");
+    assert!(!ok && out.contains("anchor"), "the anchor still names the removed records: {out}");
 }
 
 #[test]
@@ -296,7 +305,10 @@ fn retention_purges_old_records_and_the_rest_still_verifies() {
         .unwrap();
     storage
         .write_blocking(|c| {
-            store::append(c, node, &(0..8).map(|i| record(now - (10 - i) * day)).collect::<Vec<_>>())?;
+            // Eight blocks of one record on the node's chain, one block of two on the collection's.
+            for i in 0..8 {
+                store::append(c, node, &[record(now - (10 - i) * day)])?;
+            }
             store::append(c, col, &[record(now - 9 * day), record(now - 8 * day)])
         })
         .unwrap();
@@ -317,12 +329,12 @@ fn retention_purges_old_records_and_the_rest_still_verifies() {
     // Removing a kept record is still caught.
     let db = s.db_url();
     if s.is_postgres() {
-        sql_exec(&db, "DROP TRIGGER audit_records_append_only ON audit_records").unwrap();
+        sql_exec(&db, "DROP TRIGGER audit_blocks_append_only ON audit_blocks").unwrap();
     } else {
-        sql_exec(&db, "DROP TRIGGER audit_records_no_delete").unwrap();
+        sql_exec(&db, "DROP TRIGGER audit_blocks_no_delete").unwrap();
     }
-    let first = sql_text(&db, &format!("(SELECT CAST(MIN(id) AS TEXT) FROM audit_records WHERE chain_id = {node})"));
-    sql_exec(&db, &format!("DELETE FROM audit_records WHERE id = {first}")).unwrap();
+    let first = sql_text(&db, &format!("(SELECT CAST(MIN(id) AS TEXT) FROM audit_blocks WHERE chain_id = {node})"));
+    sql_exec(&db, &format!("DELETE FROM audit_blocks WHERE id = {first}")).unwrap();
     let (ok, out) = verify(&s);
     assert!(!ok && out.contains(&format!("chain {node}")), "{out}");
 }

@@ -15,37 +15,34 @@ CREATE TABLE audit_chains (
 INSERT INTO audit_chains (id, kind, name, started_at, head_seq, head_hash)
 VALUES (1, 'cluster', 'cluster', 0, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 
--- `record` is the record as hashed (canonical JSON of model::audit::AuditRecord); the other
--- columns repeat what queries select on. `hash` links it to the record before it in its chain.
-CREATE TABLE audit_records (
+-- The records, in blocks: one row holds the records a node committed together (its reads and
+-- failed logins of one batch), or one write or operator action. `records` is what is hashed (one
+-- JSON record per line, model::audit::AuditRecord); `hash` links the block to the one before it
+-- in its chain. The other columns summarise the records, for selecting blocks (and `audit
+-- verify` checks them against the records). One row per batch, and no index besides the key:
+-- every index here would be paid on every request.
+CREATE TABLE audit_blocks (
     id INTEGER PRIMARY KEY NOT NULL,
     chain_id BIGINT NOT NULL,
     seq BIGINT NOT NULL,
-    at BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    action TEXT NOT NULL,
-    partner_id BIGINT,
-    collection_id TEXT,
-    range_first BIGINT,
-    range_last BIGINT,
-    record TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_at BIGINT NOT NULL,
+    last_at BIGINT NOT NULL,
+    partners TEXT NOT NULL,
+    collections TEXT NOT NULL,
+    records TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
--- No index on (chain_id, seq): appends to one chain are serialised, so a chain's records are in
--- id order, and `audit verify` reads the whole table once in that order. Every index here is paid
--- on every request.
--- Pages served, by collection and position: `concordia audit recipients`.
-CREATE INDEX audit_records_pages ON audit_records (collection_id, range_first) WHERE range_first IS NOT NULL;
 
 -- Holds a row only inside a retention purge's transaction: the one time records may be deleted.
 CREATE TABLE audit_purge (token TEXT NOT NULL);
 
-CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records
+CREATE TRIGGER audit_blocks_no_update BEFORE UPDATE ON audit_blocks
 BEGIN
     SELECT RAISE(ABORT, 'the audit trail is append-only: records cannot be changed');
 END;
-CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records
+CREATE TRIGGER audit_blocks_no_delete BEFORE DELETE ON audit_blocks
 WHEN NOT EXISTS (SELECT 1 FROM audit_purge)
 BEGIN
     SELECT RAISE(ABORT, 'the audit trail is append-only: records are removed only by retention');
