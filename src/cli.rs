@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `apply`, `credential`, `access`, `check-config`.
+//! The command line: `serve`, `migrate`, `apply`, `credential`, `access`, `check-config`,
+//! `rotate-key`, `audit`, `validate`, `import`.
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
@@ -62,6 +63,14 @@ enum Command {
     },
     /// Print the merged configuration (secrets masked) and exit non-zero if it is invalid.
     CheckConfig,
+    /// Replace the key that signs `next` tokens (kept in the database; with `server_key` in the
+    /// configuration, rotate there instead: see README). Tokens signed with the old key stay
+    /// valid for the grace period; every node picks the new key up within policy_refresh_ms.
+    RotateKey {
+        /// Hours tokens signed with the old key stay valid.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u64,
+    },
     /// The audit trail: verify, recipients of an object, export, purge.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -219,7 +228,11 @@ enum CredentialCommand {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: not in journald, files or a log shipper.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
@@ -244,7 +257,8 @@ fn load_config(cli: &Cli, flags: Layer) -> anyhow::Result<Config> {
 }
 
 fn open(config: &Config, migrate: bool) -> anyhow::Result<Storage> {
-    Storage::connect(&config.database_url, config.pool_size, migrate)
+    let options = storage::Options { pool_size: config.pool_size, migrate, durability: config.durability };
+    Storage::open(config.database_url.expose(), options)
         .with_context(|| format!("opening database {}", config.database_url))
 }
 
@@ -369,6 +383,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => {
             let config = load_config(&cli, Layer::default())?;
             println!("{config:#?}");
+            Ok(())
+        }
+        Command::RotateKey { grace_hours } => {
+            let config = load_config(&cli, Layer::default())?;
+            if config.server_key.is_some() {
+                bail!(
+                    "server_key is set in the configuration, so the database's key is not used: to rotate, move the \
+                     current key to server_key_previous, set server_key_previous_until to the end of the grace \
+                     period, put a new key in server_key, and restart the nodes one by one"
+                );
+            }
+            let (storage, operator) = open_as_operator(&config)?;
+            let grace = grace_hours.saturating_mul(3600);
+            let (old, new) = operator::rotate_key(&storage, &operator, grace, now_micros())?;
+            let until = format_taxii(
+                now_micros().saturating_add(i64::try_from(grace.saturating_mul(1_000_000)).unwrap_or(i64::MAX)),
+            );
+            match old {
+                Some(old) => println!(
+                    "next-token key rotated: {old} -> {new}; tokens signed with {old} are accepted until {until}"
+                ),
+                None => println!("next-token key created: {new}"),
+            }
             Ok(())
         }
         Command::Audit(cmd) => {

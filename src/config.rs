@@ -1,6 +1,8 @@
 //! Configuration: built-in defaults < TOML file (`--config`) < `CONCORDIA_*` environment
 //! variables < command-line flags, merged in [`Config::load`] and validated with every problem
-//! reported at once. Secrets may come from files (`server_key_file`, `CONCORDIA_SERVER_KEY_FILE`).
+//! reported at once. Every secret may come from a file instead (`database_url_file`,
+//! `server_key_file`, `server_key_previous_file`, `metrics_token_file`; in the environment
+//! `CONCORDIA_DATABASE_URL_FILE` etc.), and never prints (passwords in URLs are masked).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,6 +20,11 @@ pub struct Layer {
     pub listen: Option<String>,
     /// Database URL: `sqlite://PATH` (or a path) or `postgres://…` (default sqlite://concordia.db).
     pub database_url: Option<String>,
+    /// File holding `database_url` (e.g. a systemd credential or a container secret).
+    pub database_url_file: Option<PathBuf>,
+    /// SQLite only: `normal` (default; an acknowledged write survives the death of the process,
+    /// not a power loss) or `full` (it survives a power loss too; every commit waits for fsync).
+    pub durability: Option<String>,
     /// PEM certificate chain for HTTPS.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS.
@@ -43,6 +50,42 @@ pub struct Layer {
     pub server_key: Option<String>,
     /// File holding `server_key`.
     pub server_key_file: Option<PathBuf>,
+    /// The key `server_key` replaced: `next` tokens it signed stay valid until
+    /// `server_key_previous_until`, so pollers in the middle of a paging run are not broken.
+    pub server_key_previous: Option<String>,
+    /// File holding `server_key_previous`.
+    pub server_key_previous_file: Option<PathBuf>,
+    /// Until when (RFC 3339) tokens signed with `server_key_previous` are accepted.
+    pub server_key_previous_until: Option<String>,
+    /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` and `X-Request-Id`
+    /// headers are believed; from any other peer they are ignored. In the environment: comma
+    /// separated.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Default request rate of a partner on each node, per second (policy `rate_limit` overrides;
+    /// default 200). Also the rate of each anonymous client address.
+    pub rate_limit_requests_per_second: Option<u32>,
+    /// Default burst of requests above the rate (default 1000).
+    pub rate_limit_burst: Option<u32>,
+    /// Default objects a partner may add per minute on each node (policy `write_limit`
+    /// overrides; default 200000).
+    pub write_limit_objects_per_minute: Option<u32>,
+    /// Failed password logins per minute for one partner name from one client address before
+    /// further attempts are refused with 429 (default 10).
+    pub login_failures_per_address: Option<u32>,
+    /// Failed password logins per minute for one partner name from all addresses (default 100).
+    pub login_failures_per_name: Option<u32>,
+    /// Bearer token that `/metrics` requires (default: none, open to whoever reaches the port).
+    pub metrics_token: Option<String>,
+    /// File holding `metrics_token`.
+    pub metrics_token_file: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers (default 5); then 408.
+    pub request_header_timeout_seconds: Option<u64>,
+    /// Longest pause, in seconds, while a request body arrives (default 10); then 408 and the
+    /// connection is closed. The whole body must arrive within 30 times this.
+    pub request_body_timeout_seconds: Option<u64>,
+    /// On SIGTERM, seconds `/readyz` answers 503 while the node still serves, so the load
+    /// balancer stops sending before the node drains (default 10).
+    pub shutdown_grace_seconds: Option<u64>,
     /// Most objects per page (default 1000); larger `limit` values are clamped.
     pub max_page_size: Option<u64>,
     /// Hours a status resource stays readable (default 72; TAXII asks for at least 24).
@@ -78,6 +121,8 @@ impl Layer {
             over,
             listen,
             database_url,
+            database_url_file,
+            durability,
             tls_cert,
             tls_key,
             tls_client_ca,
@@ -88,6 +133,20 @@ impl Layer {
             public_url,
             server_key,
             server_key_file,
+            server_key_previous,
+            server_key_previous_file,
+            server_key_previous_until,
+            trusted_proxies,
+            rate_limit_requests_per_second,
+            rate_limit_burst,
+            write_limit_objects_per_minute,
+            login_failures_per_address,
+            login_failures_per_name,
+            metrics_token,
+            metrics_token_file,
+            request_header_timeout_seconds,
+            request_body_timeout_seconds,
+            shutdown_grace_seconds,
             max_page_size,
             status_retention_hours,
             anonymous_read,
@@ -118,6 +177,8 @@ impl Layer {
         Layer {
             listen: var("listen", problems),
             database_url: var("database_url", problems),
+            database_url_file: var("database_url_file", problems),
+            durability: var("durability", problems),
             tls_cert: var("tls_cert", problems),
             tls_key: var("tls_key", problems),
             tls_client_ca: var("tls_client_ca", problems),
@@ -128,6 +189,21 @@ impl Layer {
             public_url: var("public_url", problems),
             server_key: var("server_key", problems),
             server_key_file: var("server_key_file", problems),
+            server_key_previous: var("server_key_previous", problems),
+            server_key_previous_file: var("server_key_previous_file", problems),
+            server_key_previous_until: var("server_key_previous_until", problems),
+            trusted_proxies: var::<String>("trusted_proxies", problems)
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+            rate_limit_requests_per_second: var("rate_limit_requests_per_second", problems),
+            rate_limit_burst: var("rate_limit_burst", problems),
+            write_limit_objects_per_minute: var("write_limit_objects_per_minute", problems),
+            login_failures_per_address: var("login_failures_per_address", problems),
+            login_failures_per_name: var("login_failures_per_name", problems),
+            metrics_token: var("metrics_token", problems),
+            metrics_token_file: var("metrics_token_file", problems),
+            request_header_timeout_seconds: var("request_header_timeout_seconds", problems),
+            request_body_timeout_seconds: var("request_body_timeout_seconds", problems),
+            shutdown_grace_seconds: var("shutdown_grace_seconds", problems),
             max_page_size: var("max_page_size", problems),
             status_retention_hours: var("status_retention_hours", problems),
             anonymous_read: var("anonymous_read", problems),
@@ -158,6 +234,36 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A database URL. It prints with its password masked (`check-config`, logs, errors); only
+/// [`DatabaseUrl::expose`] gives the real one, to connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mask_url(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", mask_url(&self.0))
+    }
+}
+
+pub use crate::storage::mask_url;
+pub use crate::storage::Durability;
+
 /// Whether clients present certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -181,12 +287,23 @@ pub struct TlsSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
+    pub durability: Durability,
     pub tls: Option<TlsSettings>,
     pub behind_tls_proxy: bool,
     /// Validated, without a trailing slash.
     pub public_url: Option<String>,
     pub server_key: Option<Secret>,
+    /// The key `server_key` replaced, and until when its tokens are accepted.
+    pub server_key_previous: Option<(Secret, crate::model::time::Micros)>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Default request and write limits of partners (and of anonymous clients).
+    pub limits: crate::service::limits::Defaults,
+    pub login_limits: crate::auth::LoginLimits,
+    pub metrics_token: Option<Secret>,
+    pub request_header_timeout: std::time::Duration,
+    pub request_body_timeout: std::time::Duration,
+    pub shutdown_grace: std::time::Duration,
     pub max_page_size: u64,
     pub status_retention_hours: u64,
     pub anonymous_read: bool,
@@ -290,24 +407,87 @@ impl Config {
                 None
             }
         });
-        let server_key = match (l.server_key, l.server_key_file) {
-            (Some(_), Some(_)) => {
-                problems.push("set server_key or server_key_file, not both".into());
-                None
-            }
-            (Some(k), None) => Some(k),
-            (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(k) => Some(k.trim().to_owned()),
-                Err(e) => {
-                    problems.push(format!("cannot read server_key_file {}: {e}", path.display()));
-                    None
-                }
-            },
-            (None, None) => None,
-        };
+        let server_key = secret("server_key", l.server_key, l.server_key_file, problems);
         if server_key.as_ref().is_some_and(|k| k.len() < 32) {
             problems.push("server_key must be at least 32 characters long".into());
         }
+        let previous = secret("server_key_previous", l.server_key_previous, l.server_key_previous_file, problems);
+        let server_key_previous = match (previous, l.server_key_previous_until.as_deref()) {
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                problems.push(
+                    "server_key_previous and server_key_previous_until go together (the old key, and until when its next tokens are accepted)".into(),
+                );
+                None
+            }
+            (Some(k), Some(until)) => {
+                if server_key.is_none() {
+                    problems.push("server_key_previous needs server_key (the new key)".into());
+                }
+                if k.len() < 32 {
+                    problems.push("server_key_previous must be at least 32 characters long".into());
+                }
+                match crate::model::time::parse_taxii(until) {
+                    Some(t) => Some((Secret(k), t)),
+                    None => {
+                        problems.push(format!(
+                            "server_key_previous_until '{until}' is not an RFC 3339 time such as 2027-01-01T00:00:00Z"
+                        ));
+                        None
+                    }
+                }
+            }
+        };
+        let database_url = secret("database_url", l.database_url, l.database_url_file, problems)
+            .unwrap_or_else(|| "sqlite://concordia.db".into());
+        let durability = match l.durability.as_deref().unwrap_or("normal") {
+            "normal" => Durability::Normal,
+            "full" => Durability::Full,
+            other => {
+                problems.push(format!("durability '{other}' must be normal or full"));
+                Durability::Normal
+            }
+        };
+        let mut trusted_proxies = Vec::new();
+        for p in l.trusted_proxies.unwrap_or_default() {
+            match crate::model::policy::parse_network(&p) {
+                Ok(net) => trusted_proxies.push(net),
+                Err(e) => problems.push(format!("trusted_proxies: {e}")),
+            }
+        }
+        let limits = crate::service::limits::Defaults {
+            requests_per_second: l.rate_limit_requests_per_second.unwrap_or(200),
+            burst: l.rate_limit_burst.unwrap_or(1000),
+            objects_per_minute: l.write_limit_objects_per_minute.unwrap_or(200_000),
+        };
+        if limits.requests_per_second == 0 || limits.burst == 0 || limits.objects_per_minute == 0 {
+            problems.push(
+                "rate_limit_requests_per_second, rate_limit_burst and write_limit_objects_per_minute must be at least 1".into(),
+            );
+        }
+        let login_limits = crate::auth::LoginLimits {
+            per_address_and_name: l.login_failures_per_address.unwrap_or(10),
+            per_name: l.login_failures_per_name.unwrap_or(100),
+        };
+        if login_limits.per_address_and_name == 0 || login_limits.per_name == 0 {
+            problems.push("login_failures_per_address and login_failures_per_name must be at least 1".into());
+        }
+        let metrics_token = secret("metrics_token", l.metrics_token, l.metrics_token_file, problems);
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16 || !t.bytes().all(|c| c.is_ascii_graphic())) {
+            problems.push("metrics_token must be at least 16 printable characters without spaces".into());
+        }
+        let seconds = |v: Option<u64>, default: u64, name: &str, problems: &mut Vec<String>| {
+            let v = v.unwrap_or(default);
+            if v == 0 || v > 3600 {
+                problems.push(format!("{name} must be between 1 and 3600"));
+            }
+            std::time::Duration::from_secs(v.clamp(1, 3600))
+        };
+        let request_header_timeout =
+            seconds(l.request_header_timeout_seconds, 5, "request_header_timeout_seconds", problems);
+        let request_body_timeout =
+            seconds(l.request_body_timeout_seconds, 10, "request_body_timeout_seconds", problems);
+        let shutdown_grace = std::time::Duration::from_secs(l.shutdown_grace_seconds.unwrap_or(10).min(3600));
         let max_page_size = l.max_page_size.unwrap_or(1000);
         if !(1..=100_000).contains(&max_page_size) {
             problems.push("max_page_size must be between 1 and 100000".into());
@@ -340,11 +520,20 @@ impl Config {
         }
         Config {
             listen,
-            database_url: l.database_url.unwrap_or_else(|| "sqlite://concordia.db".into()),
+            database_url: DatabaseUrl(database_url),
+            durability,
             tls,
             behind_tls_proxy,
             public_url,
             server_key: server_key.map(Secret),
+            server_key_previous,
+            trusted_proxies,
+            limits,
+            login_limits,
+            metrics_token: metrics_token.map(Secret),
+            request_header_timeout,
+            request_body_timeout,
+            shutdown_grace,
             max_page_size,
             status_retention_hours,
             anonymous_read: l.anonymous_read.unwrap_or(false),
@@ -356,6 +545,25 @@ impl Config {
             audit: l.audit.unwrap_or(true),
             audit_retention_days: l.audit_retention_days,
         }
+    }
+}
+
+/// A secret given directly or in a file (`NAME_file`), never both. The file's content is trimmed.
+fn secret(name: &str, value: Option<String>, file: Option<PathBuf>, problems: &mut Vec<String>) -> Option<String> {
+    match (value, file) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("set {name} or {name}_file, not both"));
+            None
+        }
+        (Some(v), None) => Some(v),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(v) => Some(v.trim().to_owned()),
+            Err(e) => {
+                problems.push(format!("cannot read {name}_file {}: {e}", path.display()));
+                None
+            }
+        },
+        (None, None) => None,
     }
 }
 
@@ -399,6 +607,35 @@ mod tests {
         for bad in ["taxii.example.org", "/alliance/", "ftp://h.example", "https://u:p@h.example", "https://h/?q=1"] {
             assert!(parse_public_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(mask_url("postgres://u:s3cret@db.example:5432/hub"), "postgres://u:***@db.example:5432/hub");
+        assert_eq!(mask_url("postgres://u:p@ss@w0rd@db/hub"), "postgres://u:***@db/hub");
+        assert_eq!(
+            mask_url("postgres://u@db/hub?sslmode=require&password=x1&a=b"),
+            "postgres://u@db/hub?sslmode=require&password=***&a=b"
+        );
+        assert_eq!(mask_url("host=db user=u password='a b' dbname=hub"), "host=db user=u password=*** dbname=hub");
+        assert_eq!(mask_url("sqlite:///var/lib/concordia/concordia.db"), "sqlite:///var/lib/concordia/concordia.db");
+        let url = DatabaseUrl::new("postgres://u:s3cret@db/hub");
+        assert!(!format!("{url} {url:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "postgres://u:fromfile@db/hub\n").unwrap();
+        let mut problems = Vec::new();
+        let l = Layer { database_url_file: Some(path.clone()), ..Layer::default() };
+        let c = Config::validate(l, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.database_url.expose(), "postgres://u:fromfile@db/hub");
+        let l = Layer { database_url: Some("x".into()), database_url_file: Some(path), ..Layer::default() };
+        let _ = Config::validate(l, &mut problems);
+        assert_eq!(problems, vec!["set database_url or database_url_file, not both".to_owned()]);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`service`]: the TAXII operations; applies access rights and filters.
 //! - [`http`]: the wire layer (actix-web): routes, content negotiation, error resources.
 //! - [`server`], [`config`], [`cli`]: start-up, configuration and the command line.
+//! - [`metrics`]: the process's Prometheus registry (like tracing, every layer may record into
+//!   it; only `/metrics` reads it).
 
 #![cfg_attr(test, allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod service;

@@ -9,8 +9,9 @@ use anyhow::Context as _;
 
 use crate::auth::{random_secret_hex, Authenticator};
 use crate::config::Config;
-use crate::http::PublicBase;
+use crate::http::{HttpSettings, PublicBase};
 use crate::model::audit::{AuditKind, AuditRecord};
+use crate::model::cursor::KeyRing;
 use crate::model::time::now_micros;
 use crate::service::audit::Auditor;
 use crate::service::{Service, Settings};
@@ -20,17 +21,26 @@ use crate::tls::Tls;
 /// How often the node anchors the heads of the audit chains in the cluster chain.
 const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(60);
 
-/// Opens the database and returns the `next`-token key: the configured one, else the key kept
-/// in the database (created on first use, so all nodes on one database share it).
-pub fn server_key(storage: &Storage, config: &Config) -> anyhow::Result<Vec<u8>> {
+/// The `next`-token keys: the configured ones (`server_key`, `server_key_previous`), else those
+/// kept in the database (created on first use, so all nodes on one database share them, and
+/// rotated with `concordia rotate-key`). Returns whether they live in the database.
+pub fn key_ring(storage: &Storage, config: &Config) -> anyhow::Result<(KeyRing, bool)> {
     if let Some(k) = &config.server_key {
-        return Ok(k.expose().as_bytes().to_vec());
+        let mut ring = KeyRing::new(k.expose().as_bytes());
+        if let Some((previous, until)) = &config.server_key_previous {
+            ring = ring.with_previous(previous.expose().as_bytes(), *until);
+        }
+        return Ok((ring, false));
     }
     let candidate = random_secret_hex();
-    let key = storage
-        .write_blocking(|c| storage::meta_insert_if_absent(c, "server_key", &candidate))
-        .context("reading the server key from the database")?;
-    Ok(key.into_bytes())
+    let ring = storage
+        .write_blocking(|c| {
+            storage::meta_insert_if_absent(c, "server_key", &candidate)?;
+            storage::load_keys(c)
+        })
+        .context("reading the server key from the database")?
+        .unwrap_or_else(|| KeyRing::new(candidate.as_bytes()));
+    Ok((ring, true))
 }
 
 /// The base of the absolute URLs in discovery: `public_url`, else the address listened on; when
@@ -99,10 +109,13 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // Requests refused below the routes get TAXII error resources too.
     actix_http::protocol_error::set_error_body(crate::http::error::protocol_error_body);
-    let key = server_key(&storage, &config)?;
-    let auth = Authenticator::new(storage.clone(), config.auth_cache_seconds);
+    let (keys, keys_in_database) = key_ring(&storage, &config)?;
+    tracing::info!(key = keys.current_id(), previous = ?keys.previous(), "next-token keys");
+    let auth = Authenticator::with_limits(storage.clone(), config.auth_cache_seconds, config.login_limits);
     let settings = Settings {
-        server_key: key,
+        keys,
+        keys_in_database,
+        limits: config.limits,
         max_page_size: config.max_page_size,
         status_retention_hours: config.status_retention_hours,
         anonymous_read: config.anonymous_read,
@@ -164,6 +177,7 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
                 // The handshake does not know the client's address; the fingerprint names the
                 // certificate.
                 tracing::info!(certificate = %fingerprint, reason = %reason, "client certificate refused");
+                crate::metrics::get().auth_failures.with_label_values(&["certificate_refused"]).inc();
                 if audit_svc.audit.enabled() {
                     audit_svc.audit.record_blocking(AuditRecord {
                         at: now_micros(),
@@ -185,18 +199,27 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
 
     let data = web::Data::new(service.clone());
     let public = web::Data::new(public);
+    let http_settings = web::Data::new(HttpSettings {
+        proxies: crate::http::client::TrustedProxies(config.trusted_proxies.clone()),
+        metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
+        body_timeout: config.request_body_timeout,
+    });
+    crate::metrics::get().ready.set(1);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(public.clone())
-            .wrap(middleware::from_fn(crate::http::audit_layer))
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            .app_data(http_settings.clone())
+            .wrap(middleware::from_fn(crate::http::request_layer))
             .configure(crate::http::configure)
             .default_service(web::to(crate::http::no_route))
     })
     .on_connect(on_connect)
     .workers(config.workers)
     .worker_max_blocking_threads((config.pool_size as usize * 2).max(8))
+    .client_request_timeout(config.request_header_timeout)
+    // Signals are handled below: SIGTERM first turns /readyz to 503 for the grace period.
+    .disable_signals()
     .shutdown_timeout(30);
 
     let server = match &tls {
@@ -208,8 +231,44 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
         println!("concordia listening on {scheme}://{addr}");
     }
     tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "server started");
-    server.run().await.context("running the HTTP server")?;
+    let server = server.run();
+    watch_signals(server.handle(), service.clone(), config.shutdown_grace);
+    server.await.context("running the HTTP server")?;
     service.audit.close().await;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// SIGTERM (a service manager, an orchestrator): `/readyz` answers 503 at once while the node
+/// keeps serving for `grace`, so load balancers stop sending it requests; then it stops
+/// accepting connections, finishes the requests in flight (up to 30 s) and commits the queued
+/// audit records. SIGINT (Ctrl-C) skips the grace period. A second signal stops at once (still
+/// finishing requests in flight).
+fn watch_signals(handle: actix_web::dev::ServerHandle, service: Arc<Service>, grace: Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    actix_web::rt::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("SIGTERM and SIGINT cannot be watched; stop the server with SIGKILL");
+            return;
+        };
+        let graceful = tokio::select! {
+            _ = term.recv() => true,
+            _ = int.recv() => false,
+        };
+        service.start_draining();
+        crate::metrics::get().ready.set(0);
+        if graceful && !grace.is_zero() {
+            tracing::info!(
+                grace_seconds = grace.as_secs(),
+                "SIGTERM: /readyz now answers 503; draining after the grace period"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {}
+                _ = term.recv() => tracing::info!("second SIGTERM: draining now"),
+                _ = int.recv() => tracing::info!("SIGINT: draining now"),
+            }
+        }
+        tracing::info!("draining: no new connections; finishing the requests in flight");
+        handle.stop(true).await;
+    });
 }

@@ -3,15 +3,16 @@
 //! Passwords are stored as argon2id hashes; API keys (`cnc_<lookup>_<secret>`, 256 random bits)
 //! as SHA-256 digests found by their lookup part. A memory-hard verify costs ~15 ms of CPU, so a
 //! successful login is cached under an HMAC of the presented `Authorization` value (never the
-//! value itself) for a short time, bounded by the credential's expiry. The whole cache is dropped
-//! whenever the policy generation changes (credential added, revoked or expired, policy applied),
-//! which running servers notice within `policy_refresh_ms`. Failed logins are cached as failures
-//! briefly too, so hammering a wrong password cannot burn CPU on argon2.
+//! value itself) for a short time, bounded by the credential's expiry. When a partner's
+//! credentials change (added, revoked, expired, the partner removed), running servers notice
+//! within `policy_refresh_ms` and drop that partner's cached logins, and only those. Failed
+//! logins are cached as failures briefly too, and limited per (address, name) and per name (see
+//! [`Authenticator`]), so hammering a wrong password cannot burn CPU on argon2 nor lock anyone
+//! else out.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -32,7 +33,7 @@ pub enum AuthError {
     Missing,
     #[error("the credentials were not accepted")]
     Invalid,
-    #[error("too many failed logins from this address; retry in a minute")]
+    #[error("too many failed logins for this partner name; retry in a minute (a password that worked before is still accepted)")]
     TooManyFailures,
     #[error("the server is busy checking credentials; retry shortly")]
     Busy,
@@ -81,8 +82,8 @@ fn api_key_lookup(key: &str) -> Option<&str> {
     (lookup.len() == 16 && lookup.bytes().all(|c| c.is_ascii_hexdigit()) && !secret.is_empty()).then_some(lookup)
 }
 
-/// Constant-time comparison of two digests.
-fn digest_eq(a: &[u8], b: &[u8]) -> bool {
+/// Constant-time comparison of two secrets or digests (the length is not hidden).
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -136,79 +137,113 @@ struct Cached {
     until: Micros,
 }
 
-/// Checks credentials, with a cache of recent outcomes.
+/// Expires each cached outcome at its own time (a login's expiry is bounded by its credential's).
+struct CachedExpiry;
+
+impl moka::Expiry<[u8; 32], Cached> for CachedExpiry {
+    fn expire_after_create(&self, _key: &[u8; 32], value: &Cached, _now: std::time::Instant) -> Option<Duration> {
+        Some(Duration::from_micros(u64::try_from(value.until.saturating_sub(now_micros())).unwrap_or(0)))
+    }
+}
+
+/// How failed logins are limited (see [`Authenticator`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Failures per minute from one address for one partner name.
+    pub per_address_and_name: u32,
+    /// Failures per minute for one partner name, from all addresses.
+    pub per_name: u32,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits { per_address_and_name: 10, per_name: 100 }
+    }
+}
+
+/// Failure counters over a one-minute window, bounded in size.
+type Counters<K> = moka::sync::Cache<K, Arc<AtomicU32>>;
+
+fn counters<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> Counters<K> {
+    moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build()
+}
+
+/// Checks credentials, with a cache of recent outcomes, and limits failed logins without locking
+/// out the innocent.
+///
+/// Failed password logins are counted per (client address, partner name) and per partner name,
+/// for a minute. Over either limit, a password is only checked if it is *known good* (it verified
+/// on this node within the last day); any other attempt gets 429 without a memory-hard
+/// verification. So another partner's failures, or failures from another address under fewer
+/// than `per_name` a minute, never refuse a partner's correct password, and a password in use
+/// keeps working even then. API keys and certificates are never limited (a key has 256 random
+/// bits and costs one SHA-256 to check). Unknown names and wrong passwords cost the same (a
+/// verification against a dummy hash), so response times do not tell which names exist.
 pub struct Authenticator {
     storage: Storage,
     cache_key: [u8; 32],
     ttl_micros: Micros,
     failure_ttl_micros: Micros,
-    cache: Mutex<HashMap<[u8; 32], Cached>>,
-    /// Bumped by [`Authenticator::clear`]: a verification that started before a clear must
-    /// not put its (possibly revoked) result back into the cache.
+    /// Recent outcomes (successes and failures) under an HMAC of the presented credential.
+    cache: moka::sync::Cache<[u8; 32], Cached>,
+    /// HMACs of credentials that verified within the last day.
+    known_good: moka::sync::Cache<[u8; 32], ()>,
+    /// Bumped whenever cached logins are dropped: a verification that started before must not
+    /// put its (possibly revoked) result back into the cache.
     epoch: AtomicU64,
     /// Bounds the memory-hard verifications running at once.
     verify_slots: tokio::sync::Semaphore,
-    /// Failed logins per client address: (count, start of the window).
-    failures: Mutex<HashMap<IpAddr, (u32, Micros)>>,
+    limits: LoginLimits,
+    by_address_and_name: Counters<(IpAddr, String)>,
+    by_name: Counters<String>,
+    /// A hash to verify against when the name is unknown, so it costs what a known one does.
+    dummy_hash: String,
 }
 
-/// Most cached entries kept; beyond it expired entries are dropped, then everything.
-const CACHE_MAX: usize = 10_000;
-/// Failed logins allowed per address and minute before it gets 429 without a check.
-const MAX_FAILURES_PER_MINUTE: u32 = 30;
 /// How long a request waits for a verification slot before a 503.
 const VERIFY_WAIT: Duration = Duration::from_secs(5);
+/// How long a credential that verified stays known good.
+const KNOWN_GOOD: Duration = Duration::from_secs(86_400);
 
 impl Authenticator {
     pub fn new(storage: Storage, ttl_seconds: u64) -> Self {
+        Self::with_limits(storage, ttl_seconds, LoginLimits::default())
+    }
+
+    /// An authenticator with these failed-login limits.
+    pub fn with_limits(storage: Storage, ttl_seconds: u64, limits: LoginLimits) -> Self {
         Authenticator {
             storage,
             cache_key: random_bytes::<32>(),
             ttl_micros: i64::try_from(ttl_seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
             failure_ttl_micros: 2_000_000,
-            cache: Mutex::new(HashMap::new()),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(CachedExpiry)
+                .support_invalidation_closures()
+                .build(),
+            known_good: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(KNOWN_GOOD).build(),
             epoch: AtomicU64::new(0),
             verify_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)),
-            failures: Mutex::new(HashMap::new()),
+            limits,
+            by_address_and_name: counters(),
+            by_name: counters(),
+            dummy_hash: hash_password(&random_secret_hex()).unwrap_or_default(),
         }
     }
 
-    /// Drops every cached outcome (policy or credentials changed).
-    pub fn clear(&self) {
+    /// Drops the cached logins of these partners (their credentials changed, or they are gone)
+    /// and the cached failures; everyone else's logins stay.
+    pub fn forget(&self, partners: &[i64]) {
+        if partners.is_empty() {
+            return;
+        }
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.lock().clear();
-    }
-
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Micros)>> {
-        match self.failures.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
-    fn too_many_failures(&self, peer: Option<IpAddr>, now: Micros) -> bool {
-        peer.and_then(|ip| self.failures().get(&ip).copied())
-            .is_some_and(|(n, since)| now - since < 60_000_000 && n >= MAX_FAILURES_PER_MINUTE)
-    }
-
-    fn record_failure(&self, peer: Option<IpAddr>, now: Micros) {
-        let Some(ip) = peer else { return };
-        let mut f = self.failures();
-        if f.len() >= CACHE_MAX {
-            f.retain(|_, (_, since)| now - *since < 60_000_000);
-        }
-        let e = f.entry(ip).or_insert((0, now));
-        if now - e.1 >= 60_000_000 {
-            *e = (0, now);
-        }
-        e.0 = e.0.saturating_add(1);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Cached>> {
-        match self.cache.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        let set: std::collections::HashSet<i64> = partners.iter().copied().collect();
+        // Cached failures go too: one may be a credential that was just added.
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_, v| v.caller.as_ref().is_none_or(|c| set.contains(&c.principal.id())));
     }
 
     fn digest(&self, header: &str) -> [u8; 32] {
@@ -220,28 +255,55 @@ impl Authenticator {
         m.finalize().into_bytes().into()
     }
 
+    /// Whether failures under this name (from this address) are over a limit.
+    fn limited(&self, peer: Option<IpAddr>, name: &str) -> bool {
+        let over = |c: Option<Arc<AtomicU32>>, limit: u32| c.is_some_and(|n| n.load(Ordering::Relaxed) >= limit);
+        over(self.by_name.get(name), self.limits.per_name)
+            || peer.is_some_and(|ip| {
+                over(self.by_address_and_name.get(&(ip, name.to_owned())), self.limits.per_address_and_name)
+            })
+    }
+
+    fn record_failure(&self, peer: Option<IpAddr>, name: &str) {
+        let bump = |c: Arc<AtomicU32>| c.fetch_add(1, Ordering::Relaxed);
+        bump(self.by_name.get_with(name.to_owned(), || Arc::new(AtomicU32::new(0))));
+        if let Some(ip) = peer {
+            bump(self.by_address_and_name.get_with((ip, name.to_owned()), || Arc::new(AtomicU32::new(0))));
+        }
+    }
+
     /// Turns an `Authorization` header value into the partner it authenticates, with the
     /// credential used. `peer` is the client address, for limiting failed logins.
     pub async fn authenticate(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Caller, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let digest = self.digest(header);
         let now = now_micros();
-        if let Some(hit) = self.lock().get(&digest).cloned() {
+        if let Some(hit) = self.cache.get(&digest) {
             if hit.until > now {
                 return hit.caller.ok_or(AuthError::Invalid);
             }
         }
-        if self.too_many_failures(peer, now) {
-            return Err(AuthError::TooManyFailures);
-        }
-        let Some(presented) = parse_header(header) else {
-            self.record_failure(peer, now);
-            return Err(AuthError::Invalid);
+        let presented = parse_header(header);
+        // Only passwords are limited: they cost a memory-hard verification and can be guessed.
+        // API keys (256 random bits, checked with one SHA-256) are always checked, so nobody's
+        // failures can get a partner's key refused.
+        let password_name = match &presented {
+            Some(Presented::Basic { user, secret }) if api_key_lookup(secret).is_none() => {
+                Some(user.to_ascii_lowercase())
+            }
+            _ => None,
         };
+        if let Some(name) = &password_name {
+            if self.limited(peer, name) && self.known_good.get(&digest).is_none() {
+                self.record_failure(peer, name);
+                return Err(AuthError::TooManyFailures);
+            }
+        }
         let epoch = self.epoch.load(Ordering::SeqCst);
         let outcome = match presented {
-            Presented::Key(key) => self.check_key(key.to_owned(), now).await?,
-            Presented::Basic { user, secret } => {
+            None => None,
+            Some(Presented::Key(key)) => self.check_key(key.to_owned(), now).await?,
+            Some(Presented::Basic { user, secret }) => {
                 if api_key_lookup(&secret).is_some() {
                     // SIEMs that speak only Basic send the API key as the password.
                     self.check_key(secret, now).await?
@@ -255,20 +317,13 @@ impl Authenticator {
             None => now + self.failure_ttl_micros,
         };
         let caller = outcome.map(|(p, _)| p);
-        if caller.is_none() {
-            self.record_failure(peer, now);
+        match (&caller, &password_name) {
+            (Some(_), Some(_)) => self.known_good.insert(digest, ()),
+            (None, Some(name)) => self.record_failure(peer, name),
+            _ => {}
         }
-        {
-            let mut cache = self.lock();
-            if self.epoch.load(Ordering::SeqCst) == epoch {
-                if cache.len() >= CACHE_MAX {
-                    cache.retain(|_, c| c.until > now);
-                    if cache.len() >= CACHE_MAX {
-                        cache.clear();
-                    }
-                }
-                cache.insert(digest, Cached { caller: caller.clone(), until });
-            }
+        if self.epoch.load(Ordering::SeqCst) == epoch {
+            self.cache.insert(digest, Cached { caller: caller.clone(), until });
         }
         caller.ok_or(AuthError::Invalid)
     }
@@ -278,7 +333,7 @@ impl Authenticator {
         let found = self.storage.read(move |c| credentials::find_api_key(c, &lookup, now)).await?;
         Ok(found.and_then(|cred| {
             let digest = hex::encode(Sha256::digest(key.as_bytes()));
-            digest_eq(digest.as_bytes(), cred.secret_hash.as_bytes()).then_some((
+            secret_eq(digest.as_bytes(), cred.secret_hash.as_bytes()).then_some((
                 Caller {
                     principal: Principal::Partner { id: cred.partner_id, name: cred.partner },
                     credential: Credential { method: AuthMethod::ApiKey, id: Some(cred.id) },
@@ -294,19 +349,32 @@ impl Authenticator {
         password: String,
         now: Micros,
     ) -> Result<Option<(Caller, Option<Micros>)>, AuthError> {
-        // No partner has a name outside this syntax; such a name is never sent to the database
-        // (which might not even compare it: a NUL cannot be a PostgreSQL string).
-        if !crate::model::policy::valid_name(&user) {
-            return Ok(None);
-        }
         let _slot = tokio::time::timeout(VERIFY_WAIT, self.verify_slots.acquire())
             .await
             .map_err(|_| AuthError::Busy)?
             .map_err(|_| AuthError::Busy)?;
         let storage = self.storage.clone();
+        let dummy = self.dummy_hash.clone();
         let verified = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
-            let creds = storage.read_blocking(|c| credentials::find_passwords(c, &user, now))?;
-            Ok(creds.into_iter().find(|cred| verify_password(&cred.secret_hash, &password)).map(|cred| {
+            // No partner has a name outside the naming rules; such a name is never sent to the
+            // database (which might not even compare it: a NUL cannot be a PostgreSQL string).
+            let creds = if crate::model::policy::valid_name(&user) {
+                storage.read_blocking(|c| credentials::find_passwords(c, &user, now))?
+            } else {
+                Vec::new()
+            };
+            let verifications = &crate::metrics::get().password_verifications;
+            if creds.is_empty() {
+                // An unknown name costs what a wrong password does: one verification.
+                verifications.inc();
+                let _ = verify_password(&dummy, &password);
+                return Ok(None);
+            }
+            let verify = |cred: &credentials::ActiveCredential| {
+                verifications.inc();
+                verify_password(&cred.secret_hash, &password)
+            };
+            Ok(creds.into_iter().find(verify).map(|cred| {
                 (
                     Caller {
                         principal: Principal::Partner { id: cred.partner_id, name: cred.partner },

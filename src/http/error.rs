@@ -31,6 +31,9 @@ pub enum HttpError {
     NoRoute,
     #[error("this method is not allowed at this URL; allowed: {0}")]
     MethodNotAllowed(&'static str),
+    /// The request body stalled (no byte for `request_body_timeout_seconds`) or took too long.
+    #[error("{0}; the connection is closed, send the request again")]
+    BodyTimeout(String),
 }
 
 /// The TAXII error resource.
@@ -59,6 +62,11 @@ impl HttpError {
                 S::MalformedBody(_) => (StatusCode::BAD_REQUEST, "Bad Request", "malformed_body"),
                 S::DuplicateMember(_) => (StatusCode::BAD_REQUEST, "Bad Request", "duplicate_member"),
                 S::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable Entity", "not_an_envelope"),
+                S::AddressNotAllowed(_) => (StatusCode::FORBIDDEN, "Forbidden", "address_not_allowed"),
+                S::Limited { what: "writes", .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "write_limited")
+                }
+                S::Limited { .. } => (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "rate_limited"),
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal_error"),
             },
@@ -80,6 +88,7 @@ impl HttpError {
             HttpError::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "method_not_allowed")
             }
+            HttpError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "Request Timeout", "request_timeout"),
         }
     }
 }
@@ -169,6 +178,14 @@ impl ResponseError for HttpError {
         }
         if matches!(self, HttpError::Auth(AuthError::TooManyFailures)) {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        }
+        if let HttpError::Service(ServiceError::Limited { retry_after, .. }) = self {
+            let secs = crate::service::limits::retry_after_seconds(*retry_after);
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        if matches!(self, HttpError::BodyTimeout(_)) {
+            // The rest of the body may still come: the connection cannot carry another request.
+            response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
         }
         response
     }

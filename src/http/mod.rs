@@ -1,10 +1,12 @@
 //! The TAXII 2.1 wire layer: every route in one place, content negotiation, error resources.
 //! Paths work with and without the trailing slash, without redirects (T-060).
 
+pub mod client;
 pub mod error;
 pub mod media;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -12,6 +14,7 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
+use tracing::Instrument as _;
 
 use self::error::HttpError;
 use crate::auth::AuthError;
@@ -25,6 +28,32 @@ use crate::service::{Page, Service};
 
 type Svc = web::Data<Arc<Service>>;
 type HttpResult = Result<HttpResponse, HttpError>;
+
+/// What the wire layer needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Proxies whose forwarding headers and request ids are believed.
+    pub proxies: client::TrustedProxies,
+    /// Bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<String>,
+    /// Longest pause while a request body arrives (the whole body: 30 times this).
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            proxies: client::TrustedProxies::default(),
+            metrics_token: None,
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+type Settings = web::Data<HttpSettings>;
+
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How much of an oversized body is read and discarded before answering 413, so that clients
 /// still sending get the answer instead of a reset connection.
@@ -40,6 +69,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::to(move || async move { Err::<HttpResponse, _>(HttpError::MethodNotAllowed(allow)) })
     };
     cfg.service(web::resource(both("/healthz/")).route(web::get().to(health)).default_service(not_allowed("GET")))
+        .service(web::resource(both("/livez/")).route(web::get().to(livez)).default_service(not_allowed("GET")))
+        .service(web::resource(both("/readyz/")).route(web::get().to(readyz)).default_service(not_allowed("GET")))
+        .service(web::resource("/metrics").route(web::get().to(metrics)).default_service(not_allowed("GET")))
         .service(web::resource(both("/taxii2/")).route(web::get().to(discovery)).default_service(not_allowed("GET")))
         .service(web::resource(both("/{root}/")).route(web::get().to(api_root)).default_service(not_allowed("GET")))
         .service(
@@ -108,6 +140,8 @@ struct AuditNote {
     object: Option<String>,
     filters: Option<String>,
     page: Option<Page>,
+    /// Why an authenticated request was refused before it was served (allow-list, limits).
+    refused: Option<String>,
     /// A write recorded itself inside its transaction.
     recorded: bool,
 }
@@ -143,6 +177,10 @@ fn begin(req: &HttpRequest, action: &'static str) {
         let valid = crate::model::stix::valid_identifier(&lower).is_some();
         audit_segment(if valid { &lower } else { o }, valid)
     });
+    let span = tracing::Span::current();
+    if let Some(c) = &collection {
+        span.record("collection", c.as_str());
+    }
     note(req, |n| {
         n.action = action;
         n.api_root = root;
@@ -185,17 +223,49 @@ async fn authenticated(req: &HttpRequest, svc: &Service) -> Result<Caller, HttpE
                     }
                 };
                 let reason = e.to_string();
-                tracing::info!(client = ?client, credential.method = method, "authentication failed");
+                tracing::info!(client = %client.map(|c| c.to_string()).unwrap_or_default(), credential.method = method, "authentication failed");
                 note(req, |n| n.failure = Some((method, presented, reason, beside)));
+            }
+            let m = crate::metrics::get();
+            m.auth_failures.with_label_values(&[auth_failure_reason(&e)]).inc();
+            if matches!(e, AuthError::TooManyFailures) {
+                m.limited.with_label_values(&["logins"]).inc();
             }
             return Err(e.into());
         }
     };
+    if let Principal::Partner { name, .. } = &caller.principal {
+        tracing::Span::current().record("partner", name.as_str());
+    }
     note(req, |n| n.caller = Some(caller.clone()));
+    if let Err(refusal) = svc.limits.admit(&caller.principal, client) {
+        let limit = match &refusal {
+            crate::service::limits::Refusal::NotAllowedFrom(_) => "allow_from",
+            crate::service::limits::Refusal::RateLimited { what, .. } => what,
+        };
+        crate::metrics::get().limited.with_label_values(&[limit]).inc();
+        tracing::info!(client = %client.map(|c| c.to_string()).unwrap_or_default(), limit, "request refused by a limit");
+        note(req, |n| n.refused = Some(limit.to_owned()));
+        return Err(HttpError::Service(refusal.into()));
+    }
     if !media::accepts_taxii21(header_str(req, header::ACCEPT)) {
         return Err(HttpError::NotAcceptable);
     }
     Ok(caller)
+}
+
+/// The `reason` label of a failed login.
+fn auth_failure_reason(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Missing => "missing",
+        AuthError::Invalid => "invalid",
+        AuthError::TooManyFailures => "too_many_failures",
+        AuthError::Busy => "busy",
+        AuthError::UnknownCertificate(_) => "unknown_certificate",
+        AuthError::AmbiguousCertificate(_) => "ambiguous_certificate",
+        AuthError::ConflictingCredentials(_) => "conflicting_credentials",
+        AuthError::Storage(_) => "unavailable",
+    }
 }
 
 /// A new request id: 64 random bits drawn once per process and a counter (unique, and cheaper
@@ -208,64 +278,129 @@ fn new_request_id() -> String {
     format!("{prefix:016x}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Gives every request an id (returned as `X-Request-Id`) and, for TAXII requests, writes its
-/// audit record once the answer is known: the caller, what was asked and what was served.
-pub async fn audit_layer(
+/// The `route` label of a request: the pattern it matched, with a trailing slash (both
+/// spellings are one route), or `unmatched`. Never the raw path.
+fn route_label(req: &HttpRequest) -> String {
+    match req.match_pattern() {
+        Some(p) if p.ends_with('/') => p,
+        Some(p) => p + "/",
+        None => "unmatched".to_owned(),
+    }
+}
+
+/// The `method` label: one of the methods TAXII uses, else `other`.
+fn method_label(m: &actix_web::http::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Every request passes here: its client address (the peer, or what a trusted proxy forwarded),
+/// its id (a trusted proxy's `X-Request-Id`, else a new one; returned as `X-Request-Id`), a
+/// tracing span carrying the id, partner and collection for every log line of the request, the
+/// access log line, the request metrics, and, for TAXII requests, the audit record once the
+/// answer is known: the caller, what was asked and what was served.
+pub async fn request_layer(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let meta = RequestMeta { request_id: new_request_id(), client: req.peer_addr().map(|a| a.ip()) };
+    let started = Instant::now();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let settings = req.app_data::<Settings>().cloned().unwrap_or_default();
+    let client = settings.proxies.client(peer, req.headers());
+    let request_id = settings.proxies.request_id(peer, req.headers()).unwrap_or_else(new_request_id);
+    let meta = RequestMeta { request_id, client };
     req.extensions_mut().insert(meta.clone());
     let svc = req.app_data::<Svc>().cloned();
-    let mut res = next.call(req).await?;
+    let span = tracing::info_span!(
+        "request",
+        request_id = %meta.request_id,
+        partner = tracing::field::Empty,
+        collection = tracing::field::Empty,
+    );
+    let mut res = next.call(req).instrument(span.clone()).await?;
     if let Ok(v) = header::HeaderValue::from_str(&meta.request_id) {
         res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
     }
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    let (route, method) = (route_label(res.request()), method_label(res.request().method()));
+    let m = crate::metrics::get();
+    m.requests.with_label_values(&[route.as_str(), method, &status.to_string()]).inc();
+    m.request_seconds.with_label_values(&[route.as_str(), method]).observe(elapsed.as_secs_f64());
     let note = res.request().extensions_mut().remove::<AuditNote>();
-    if let (Some(svc), Some(n)) = (svc, note) {
-        if svc.audit.enabled() && !n.recorded {
-            let status = i32::from(res.status().as_u16());
-            let record = match (&n.caller, n.failure) {
-                (Some(caller), _) => {
-                    let mut r = svc.request_record(
-                        caller,
-                        &meta,
-                        n.action,
-                        n.api_root.as_deref(),
-                        n.collection.as_deref(),
-                        n.object.as_deref(),
-                    );
-                    r.status = Some(status);
-                    r.filters = n.filters;
-                    if let Some(p) = n.page.filter(|_| status == 200) {
-                        r.filters = Some(p.filter.to_query());
-                        r.object_count = Some(i64::try_from(p.count).unwrap_or(i64::MAX));
-                        r.range_first = p.first;
-                        r.range_last = p.last;
-                        r.snapshot = p.snapshot;
-                    }
-                    Some(r)
+    {
+        let _entered = span.enter();
+        let r = res.request();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let client = client.map(|c| c.to_string()).unwrap_or_default();
+        if note.is_some() {
+            tracing::info!(client, method = %r.method(), path = r.path(), status, ms, "request");
+        } else {
+            // Probes and scrapes: not worth a line each at the default level.
+            tracing::debug!(client, method = %r.method(), path = r.path(), status, ms, "request");
+        }
+    }
+    let (Some(svc), Some(n)) = (svc, note) else { return Ok(res) };
+    let partner_label = match n.caller.as_ref().map(|c| &c.principal) {
+        Some(Principal::Partner { name, .. }) => name.as_str(),
+        _ => "anonymous",
+    };
+    if let (Some(p), Some(col), 200) = (&n.page, &n.collection, status) {
+        m.objects_served.with_label_values(&[col.as_str(), partner_label]).inc_by(p.count as u64);
+    }
+    if svc.audit.enabled() && !n.recorded {
+        let status = i32::from(status);
+        let record = match (&n.caller, n.failure) {
+            (Some(caller), _) => {
+                let mut r = svc.request_record(
+                    caller,
+                    &meta,
+                    n.action,
+                    n.api_root.as_deref(),
+                    n.collection.as_deref(),
+                    n.object.as_deref(),
+                );
+                r.status = Some(status);
+                r.filters = n.filters;
+                if let Some(limit) = n.refused {
+                    r.detail = Some(serde_json::json!({ "refused_by": limit }).to_string());
                 }
-                (None, Some((method, presented, reason, beside))) => Some(AuditRecord {
-                    at: now_micros(),
-                    kind: AuditKind::AuthFailure.as_str().into(),
-                    credential_method: Some(method.into()),
-                    credential_id: Some(presented),
-                    client: meta.client.map(|c| c.to_string()),
-                    action: n.action.into(),
-                    api_root: n.api_root,
-                    collection_id: n.collection,
-                    object_id: n.object,
-                    request_id: Some(meta.request_id.clone()),
-                    status: Some(status),
-                    detail: Some(serde_json::json!({ "reason": reason, "authorization": beside }).to_string()),
-                    ..AuditRecord::default()
-                }),
-                (None, None) => None,
-            };
-            if let Some(r) = record {
-                svc.audit.record(r).await;
+                if let Some(p) = n.page.filter(|_| status == 200) {
+                    r.filters = Some(p.filter.to_query());
+                    r.object_count = Some(i64::try_from(p.count).unwrap_or(i64::MAX));
+                    r.range_first = p.first;
+                    r.range_last = p.last;
+                    r.snapshot = p.snapshot;
+                }
+                Some(r)
             }
+            (None, Some((method, presented, reason, beside))) => Some(AuditRecord {
+                at: now_micros(),
+                kind: AuditKind::AuthFailure.as_str().into(),
+                credential_method: Some(method.into()),
+                credential_id: Some(presented),
+                client: meta.client.map(|c| c.to_string()),
+                action: n.action.into(),
+                api_root: n.api_root,
+                collection_id: n.collection,
+                object_id: n.object,
+                request_id: Some(meta.request_id.clone()),
+                status: Some(status),
+                detail: Some(serde_json::json!({ "reason": reason, "authorization": beside }).to_string()),
+                ..AuditRecord::default()
+            }),
+            (None, None) => None,
+        };
+        if let Some(r) = record {
+            svc.audit.record(r).await;
         }
     }
     Ok(res)
@@ -288,9 +423,54 @@ fn page_response(page: &mut Page) -> HttpResponse {
     r.body(std::mem::take(&mut page.body))
 }
 
-async fn health(svc: Svc) -> HttpResult {
-    svc.storage.read(crate::storage::generation).await.map_err(|e| HttpError::Service(e.into()))?;
-    Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "application/json")).body("{\"status\":\"ok\"}"))
+fn probe_answer(ok: Result<(), &'static str>) -> HttpResponse {
+    let mut r = match ok {
+        Ok(()) => HttpResponse::Ok(),
+        Err(_) => HttpResponse::ServiceUnavailable(),
+    };
+    r.insert_header((header::CONTENT_TYPE, "application/json")).insert_header((header::CACHE_CONTROL, "no-store"));
+    match ok {
+        Ok(()) => r.body("{\"status\":\"ok\"}"),
+        Err(why) => r.body(serde_json::json!({ "status": "unavailable", "reason": why }).to_string()),
+    }
+}
+
+/// `/healthz` (kept for existing probes): the process serves and its database answers.
+async fn health(svc: Svc) -> HttpResponse {
+    probe_answer(svc.database_ok(READY_TIMEOUT).await)
+}
+
+/// `/livez`: the process serves requests (nothing else is checked; restart it if this fails).
+async fn livez() -> HttpResponse {
+    probe_answer(Ok(()))
+}
+
+/// `/readyz`: send this node traffic. 503 while it drains before stopping, or when its database
+/// does not answer within two seconds.
+async fn readyz(svc: Svc) -> HttpResponse {
+    probe_answer(svc.ready(READY_TIMEOUT).await)
+}
+
+/// `/metrics`: the Prometheus exposition; with `metrics_token`, only for `Authorization:
+/// Bearer <token>`.
+async fn metrics(req: HttpRequest, svc: Svc, settings: Settings) -> HttpResponse {
+    if let Some(token) = &settings.metrics_token {
+        let given = header_str(&req, header::AUTHORIZATION)
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .unwrap_or_default();
+        if !crate::auth::secret_eq(given.as_bytes(), token.as_bytes()) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"concordia-metrics\""))
+                .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+                .body("metrics need 'Authorization: Bearer <metrics_token>'\n");
+        }
+    }
+    svc.sample_gauges();
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(crate::metrics::get().render())
 }
 
 async fn discovery(req: HttpRequest, svc: Svc, base: web::Data<PublicBase>) -> HttpResult {
@@ -429,6 +609,8 @@ async fn delete_object(req: HttpRequest, svc: Svc) -> HttpResult {
 /// Reads a request body of at most `max` bytes. Over the limit: 413, after discarding up to
 /// [`DRAIN_LIMIT`] more bytes so the client can read the answer; nothing is kept in memory.
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, max: i64) -> Result<Vec<u8>, HttpError> {
+    let pause = req.app_data::<Settings>().map_or(Duration::from_secs(10), |s| s.body_timeout);
+    let deadline = Instant::now() + pause * 30;
     let declared = match header_str(req, header::CONTENT_LENGTH) {
         Some(v) => {
             Some(v.trim().parse::<i64>().map_err(|_| HttpError::BadRequest("Content-Length is not a number".into()))?)
@@ -443,7 +625,24 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, max: i64) -> Re
     let mut body = Vec::with_capacity(cap);
     let mut seen: i64 = 0;
     let mut over = too_large;
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let wait = pause.min(deadline.saturating_duration_since(Instant::now()));
+        let chunk = match tokio::time::timeout(wait, payload.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) if Instant::now() >= deadline => {
+                return Err(HttpError::BodyTimeout(format!(
+                    "the request body did not arrive within {} s",
+                    (pause * 30).as_secs()
+                )))
+            }
+            Err(_) => {
+                return Err(HttpError::BodyTimeout(format!(
+                    "the request body stopped arriving for {} s (request_body_timeout_seconds)",
+                    pause.as_secs()
+                )))
+            }
+        };
         let chunk = chunk.map_err(|e| match e {
             actix_web::error::PayloadError::EncodingCorrupted => HttpError::MalformedRequest(
                 "the request body's chunked encoding is malformed; send well-formed chunks (size line in hex, CRLF, data, CRLF) or a Content-Length"
@@ -481,8 +680,20 @@ async fn add_objects(req: HttpRequest, payload: web::Payload, svc: Svc) -> HttpR
         return Err(HttpError::UnsupportedMediaType(ct.unwrap_or("none").to_owned()));
     }
     let body = read_body(&req, payload, max).await?;
-    let status = svc.add_objects(&caller, &meta(&req), root, col, body).await?;
+    let status = svc.add_objects(&caller, &meta(&req), root, col, body).await.inspect_err(|e| {
+        if let crate::service::ServiceError::Limited { what, .. } = e {
+            crate::metrics::get().limited.with_label_values(&[what]).inc();
+            note(&req, |n| n.refused = Some((*what).to_owned()));
+        }
+    })?;
     note(&req, |n| n.recorded = svc.settings().audit);
+    let partner = match who {
+        Principal::Partner { name, .. } => name.as_str(),
+        Principal::Anonymous => "anonymous",
+    };
+    let m = crate::metrics::get();
+    m.objects_written.with_label_values(&[col, partner]).inc_by(status.success_count);
+    m.objects_refused.with_label_values(&[col, partner]).inc_by(status.failure_count);
     tracing::info!(
         api_root = root,
         collection.id = col,

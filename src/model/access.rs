@@ -193,6 +193,13 @@ pub struct AccessView {
     pub anonymous_read: bool,
     /// Partners' certificate identities: (partner id, partner name, identity).
     pub certificates: Vec<(i64, String, CertificateIdentity)>,
+    /// Partners' allow-lists and limits (every partner has an entry).
+    pub limits: HashMap<i64, crate::model::policy::PartnerLimits>,
+    /// What a cached login of each partner depends on: a digest of its name and its credentials
+    /// (ids, expiry, revocation). When it changes, that partner's cached logins are dropped;
+    /// other policy changes (grants, groups, collections) leave cached logins alone, since
+    /// rights are resolved from the view on every request.
+    pub login_state: HashMap<i64, [u8; 32]>,
 }
 
 impl AccessView {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::policy::{ApiRootPolicy, DiscoveryPolicy, Policy, SharingPolicy};
+use super::policy::{ApiRootPolicy, DiscoveryPolicy, PartnerLimits, Policy, SharingPolicy};
 
 /// An API root as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct PartnerState {
     pub name: String,
     pub title: Option<String>,
     pub certificates: BTreeSet<(String, String)>,
+    /// Allow-list and limits; `None` when the stored value cannot be read (it is then rewritten).
+    pub limits: Option<PartnerLimits>,
 }
 
 /// A partner group as stored.
@@ -69,6 +71,31 @@ pub struct CollectionSettings {
     pub sharing: SharingPolicy,
 }
 
+/// A partner's allow-list and limits, for a plan line (nothing when the defaults apply).
+fn limits_note(l: &PartnerLimits) -> String {
+    let mut parts = Vec::new();
+    if !l.allow_from.is_empty() {
+        parts.push(format!(
+            "allow_from {}",
+            l.allow_from.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if let Some(r) = &l.rate_limit {
+        match r.burst {
+            Some(b) => parts.push(format!("{} requests/s, burst {b}", r.requests_per_second)),
+            None => parts.push(format!("{} requests/s", r.requests_per_second)),
+        }
+    }
+    if let Some(w) = &l.write_limit {
+        parts.push(format!("{} objects/min", w.objects_per_minute));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
 /// One change to the stored provisioning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -79,10 +106,12 @@ pub enum Change {
     AddPartner {
         name: String,
         title: Option<String>,
+        limits: PartnerLimits,
     },
     UpdatePartner {
         name: String,
         title: Option<String>,
+        limits: PartnerLimits,
     },
     /// `--prune`: the partner, its memberships and its credentials go.
     RemovePartner {
@@ -183,8 +212,8 @@ impl fmt::Display for Change {
             Change::RemoveDiscovery => write!(f, "- discovery information"),
             Change::AddApiRoot(r) => write!(f, "+ api root '{}' (/{}/)", r.name, r.name),
             Change::UpdateApiRoot(r) => write!(f, "~ api root '{}'", r.name),
-            Change::AddPartner { name, .. } => write!(f, "+ partner '{name}'"),
-            Change::UpdatePartner { name, .. } => write!(f, "~ partner '{name}'"),
+            Change::AddPartner { name, limits, .. } => write!(f, "+ partner '{name}'{}", limits_note(limits)),
+            Change::UpdatePartner { name, limits, .. } => write!(f, "~ partner '{name}'{}", limits_note(limits)),
             Change::RemovePartner { name } => write!(f, "- partner '{name}' and its credentials"),
             Change::AddCertificate { partner, kind, pattern } => {
                 write!(f, "+ certificate {kind} {pattern} identifies partner '{partner}'")
@@ -271,14 +300,15 @@ impl Plan {
 
         for p in &policy.partners {
             let want: BTreeSet<(String, String)> = p.certificate_rows().unwrap_or_default().into_iter().collect();
+            let limits = p.limits().unwrap_or_default();
             let have = match state.partners.iter().find(|s| s.name == p.name) {
                 None => {
-                    ch.push(Change::AddPartner { name: p.name.clone(), title: p.title.clone() });
+                    ch.push(Change::AddPartner { name: p.name.clone(), title: p.title.clone(), limits });
                     BTreeSet::new()
                 }
                 Some(s) => {
-                    if s.title != p.title {
-                        ch.push(Change::UpdatePartner { name: p.name.clone(), title: p.title.clone() });
+                    if s.title != p.title || s.limits.as_ref() != Some(&limits) {
+                        ch.push(Change::UpdatePartner { name: p.name.clone(), title: p.title.clone(), limits });
                     }
                     s.certificates.clone()
                 }
@@ -526,6 +556,7 @@ mod tests {
                 name: x.name.clone(),
                 title: x.title.clone(),
                 certificates: x.certificate_rows().unwrap_or_default().into_iter().collect(),
+                limits: x.limits().ok(),
             })
             .collect();
         state.groups = p

@@ -50,7 +50,66 @@ pub struct PartnerPolicy {
     /// subjectAltName patterns: `dns:*.alpha.example`, `email:soc@alpha.example`, `uri:…`, `ip:…`.
     #[serde(default)]
     pub certificate_sans: Vec<String>,
+    /// Client addresses the partner may connect from (CIDRs or single addresses); requests from
+    /// elsewhere get 403. Empty: any address.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// Requests per second (with a burst) on each node; default from the configuration.
+    pub rate_limit: Option<RateLimitPolicy>,
+    /// Objects the partner may add per minute on each node; default from the configuration.
+    pub write_limit: Option<WriteLimitPolicy>,
 }
+
+/// `rate_limit = { requests_per_second = N, burst = M }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitPolicy {
+    pub requests_per_second: u32,
+    /// Requests allowed at once before the rate applies (default: the configured burst, at least
+    /// one second's worth).
+    pub burst: Option<u32>,
+}
+
+/// `write_limit = { objects_per_minute = N }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteLimitPolicy {
+    pub objects_per_minute: u32,
+}
+
+/// A partner's address allow-list and limits, as stored and enforced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartnerLimits {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_from: Vec<ipnet::IpNet>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_limit: Option<WriteLimitPolicy>,
+}
+
+impl PartnerLimits {
+    /// The stored form (JSON; `{}` for none).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// Parses an `allow_from` entry: a CIDR (`192.0.2.0/24`, `2001:db8::/32`) or one address.
+/// Host bits are cleared (`192.0.2.7/24` is `192.0.2.0/24`).
+pub fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("'{s}' is not an address or a CIDR such as 192.0.2.0/24 or 2001:db8::/32"))
+}
+
+/// Highest request or write rate a policy may set (a limit this high is none at all).
+const MAX_RATE: u32 = 10_000_000;
 
 /// Subject attributes a pattern may name, in their canonical spelling.
 const SUBJECT_ATTRIBUTES: &[&str] =
@@ -115,6 +174,44 @@ pub fn parse_san_pattern(p: &str) -> Result<(String, String), String> {
 }
 
 impl PartnerPolicy {
+    /// The partner's allow-list and limits, checked; every problem is reported.
+    pub fn limits(&self) -> Result<PartnerLimits, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut allow_from = Vec::new();
+        for a in &self.allow_from {
+            match parse_network(a) {
+                Ok(net) => allow_from.push(net),
+                Err(e) => problems.push(format!("partner '{}': allow_from {e}", self.name)),
+            }
+        }
+        allow_from.sort();
+        allow_from.dedup();
+        if let Some(r) = &self.rate_limit {
+            if !(1..=MAX_RATE).contains(&r.requests_per_second) {
+                problems.push(format!(
+                    "partner '{}': rate_limit.requests_per_second must be between 1 and {MAX_RATE}",
+                    self.name
+                ));
+            }
+            if r.burst.is_some_and(|b| !(1..=MAX_RATE).contains(&b)) {
+                problems.push(format!("partner '{}': rate_limit.burst must be between 1 and {MAX_RATE}", self.name));
+            }
+        }
+        if let Some(w) = &self.write_limit {
+            if !(1..=MAX_RATE).contains(&w.objects_per_minute) {
+                problems.push(format!(
+                    "partner '{}': write_limit.objects_per_minute must be between 1 and {MAX_RATE}",
+                    self.name
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(PartnerLimits { allow_from, rate_limit: self.rate_limit, write_limit: self.write_limit })
+        } else {
+            Err(problems)
+        }
+    }
+
     /// The partner's certificate identities, as stored: (kind, normalised pattern), kind being
     /// `fingerprint`, `subject` or `san`. Problems are reported, not skipped.
     pub fn certificate_rows(&self) -> Result<Vec<(String, String)>, Vec<String>> {
@@ -282,6 +379,9 @@ pub struct Policy {
     pub collections: Vec<CollectionPolicy>,
 }
 
+/// First path segments the server answers itself; no API root may take them.
+pub const RESERVED_PATHS: &[&str] = &["taxii2", "taxii", "healthz", "livez", "readyz", "metrics"];
+
 /// Names usable in URLs and as user names: lower-case letters, digits, `-`, `_`, `.`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -311,10 +411,11 @@ impl Policy {
         let mut problems = Vec::new();
         let mut roots = HashSet::new();
         for r in &self.api_roots {
-            if !valid_name(&r.name) || matches!(r.name.as_str(), "taxii2" | "healthz" | "readyz" | "taxii") {
+            if !valid_name(&r.name) || RESERVED_PATHS.contains(&r.name.as_str()) {
                 problems.push(format!(
-                    "api root name '{}' must be lower-case letters, digits, '-', '_' or '.', and not taxii2, taxii or healthz",
-                    r.name
+                    "api root name '{}' must be lower-case letters, digits, '-', '_' or '.', and not one of {}",
+                    r.name,
+                    RESERVED_PATHS.join(", ")
                 ));
             }
             if !roots.insert(r.name.as_str()) {
@@ -341,6 +442,9 @@ impl Policy {
         let mut fingerprints: HashMap<String, &str> = HashMap::new();
         for p in &self.partners {
             if let Err(e) = p.certificate_rows() {
+                problems.extend(e);
+            }
+            if let Err(e) = p.limits() {
                 problems.extend(e);
             }
             for f in p.certificates.iter().filter_map(|f| parse_fingerprint(f)) {

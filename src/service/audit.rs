@@ -160,6 +160,11 @@ impl Auditor {
         }
     }
 
+    /// Records waiting for their batch.
+    pub fn queued(&self) -> usize {
+        self.sender().map_or(0, |tx| tx.max_capacity().saturating_sub(tx.capacity()))
+    }
+
     /// Queues a record for the next batch; waits for room when the queue is full.
     pub async fn record(&self, record: AuditRecord) {
         if let Some(tx) = self.sender() {
@@ -203,7 +208,10 @@ async fn commit(storage: &Storage, chain: i64, batch: Vec<AuditRecord>) {
     loop {
         let b = batch.clone();
         match storage.write(move |c| store::append(c, chain, &b)).await {
-            Ok(()) => return,
+            Ok(()) => {
+                crate::metrics::get().audit_records.inc_by(batch.len() as u64);
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, records = batch.len(), "audit records not committed yet; retrying");
                 tokio::time::sleep(delay).await;

@@ -3,6 +3,7 @@
 //! the caller may not see is reported exactly like an unknown one. No actix, no SQL here.
 
 pub mod audit;
+pub mod limits;
 mod objects;
 pub mod operator;
 
@@ -16,7 +17,7 @@ use crate::model::access::{
     AccessView, ApiRootInfo, AuthMethod, Caller, CollectionInfo, Credential, PeerCertificate, Principal, Rights,
 };
 use crate::model::audit::{AuditKind, AuditRecord};
-use crate::model::cursor::CursorError;
+use crate::model::cursor::{CursorError, KeyRing};
 use crate::model::filter::QueryError;
 use crate::model::time::{now_micros, Micros};
 use crate::model::{ApiRootResource, CollectionResource, CollectionsResource, Discovery};
@@ -50,6 +51,12 @@ pub enum ServiceError {
     DuplicateMember(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// The partner's `allow_from` does not include the client's address.
+    #[error("this partner may not connect from {0}; the hub operator lists the partner's addresses in its allow_from")]
+    AddressNotAllowed(String),
+    /// Over the partner's request rate or write rate.
+    #[error("{}", limited_message(.what, *.retry_after))]
+    Limited { what: &'static str, retry_after: std::time::Duration },
     #[error("the server is busy; retry shortly")]
     Unavailable(#[source] StorageError),
     #[error("internal error")]
@@ -68,10 +75,35 @@ impl From<StorageError> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+fn limited_message(what: &str, retry_after: std::time::Duration) -> String {
+    let secs = limits::retry_after_seconds(retry_after);
+    match what {
+        "writes" => format!(
+            "this partner has added more objects than its write_limit allows on this server; retry in {secs} s (see Retry-After), or send smaller envelopes"
+        ),
+        _ => format!("this partner sends more requests than its rate_limit allows; retry in {secs} s (see Retry-After)"),
+    }
+}
+
+impl From<limits::Refusal> for ServiceError {
+    fn from(r: limits::Refusal) -> Self {
+        match r {
+            limits::Refusal::NotAllowedFrom(client) => ServiceError::AddressNotAllowed(client),
+            limits::Refusal::RateLimited { what, retry_after } => ServiceError::Limited { what, retry_after },
+        }
+    }
+}
+
 /// Tunables the service needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub server_key: Vec<u8>,
+    /// The keys that sign `next` tokens.
+    pub keys: KeyRing,
+    /// The keys live in the database (no `server_key` configured): reloaded with the policy, so
+    /// `concordia rotate-key` reaches every node.
+    pub keys_in_database: bool,
+    /// Default request and write limits of partners.
+    pub limits: limits::Defaults,
     pub max_page_size: u64,
     pub status_retention_hours: u64,
     pub anonymous_read: bool,
@@ -87,8 +119,13 @@ pub struct Service {
     pub validator: Arc<Validator>,
     /// This node's appender of read and failed-login records.
     pub audit: Auditor,
+    /// Per-partner rates and allow-lists.
+    pub limits: limits::Limits,
     view: RwLock<Arc<AccessView>>,
+    keys: RwLock<Arc<KeyRing>>,
     settings: Settings,
+    /// Set on SIGTERM: `/readyz` answers 503 while the node still serves.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -99,7 +136,17 @@ impl Service {
         audit: Auditor,
         settings: Settings,
     ) -> Self {
-        Service { storage, auth, validator, audit, view: RwLock::new(Arc::new(AccessView::default())), settings }
+        Service {
+            storage,
+            auth,
+            validator,
+            audit,
+            limits: limits::Limits::new(settings.limits),
+            view: RwLock::new(Arc::new(AccessView::default())),
+            keys: RwLock::new(Arc::new(settings.keys.clone())),
+            settings,
+            draining: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// A service for operator tools (`import`, the demo loader) outside the server: the same
@@ -111,7 +158,9 @@ impl Service {
     pub fn offline(storage: Storage, audit: bool) -> Result<Service, String> {
         let validator = Arc::new(Validator::new()?);
         let settings = Settings {
-            server_key: Vec::new(),
+            keys: KeyRing::new(&[]),
+            keys_in_database: false,
+            limits: limits::Defaults::UNLIMITED,
             max_page_size: 1000,
             status_retention_hours: 72,
             anonymous_read: false,
@@ -201,23 +250,98 @@ impl Service {
         }
     }
 
-    /// Reloads the access view if the policy generation changed (or `force`); a change also
-    /// drops every cached login. Returns whether it reloaded.
+    /// The keys that sign and verify `next` tokens.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reloads the access view if the policy generation changed (or `force`). Cached logins of
+    /// partners whose credentials changed (or who are gone) are dropped, and only those; limits
+    /// follow the policy; keys kept in the database are reloaded. Returns whether it reloaded.
     pub async fn refresh(&self, force: bool) -> ServiceResult<bool> {
-        let current = self.view().generation;
+        let old = self.view();
         let gen = self.storage.read(storage::generation).await?;
-        if gen == current && !force {
+        if gen == old.generation && !force {
             return Ok(false);
         }
         let mut view = self.storage.read(storage::access::load_view).await?;
         view.anonymous_read = self.settings.anonymous_read;
+        let changed: Vec<i64> = old
+            .login_state
+            .iter()
+            .filter(|(id, state)| view.login_state.get(id) != Some(state))
+            .map(|(id, _)| *id)
+            .collect();
+        self.auth.forget(&changed);
+        self.limits.update(&view);
+        if self.settings.keys_in_database {
+            if let Some(keys) = self.storage.read(storage::load_keys).await? {
+                let keys = Arc::new(keys);
+                if *self.keys() != *keys {
+                    tracing::info!(key = keys.current_id(), previous = ?keys.previous(), "next-token keys reloaded");
+                }
+                match self.keys.write() {
+                    Ok(mut k) => *k = keys,
+                    Err(p) => *p.into_inner() = keys,
+                }
+            }
+        }
         let view = Arc::new(view);
         match self.view.write() {
             Ok(mut v) => *v = view,
             Err(p) => *p.into_inner() = view,
         }
-        self.auth.clear();
         Ok(true)
+    }
+
+    /// Whether the node should get traffic: not draining, and the database answers within
+    /// `timeout`.
+    ///
+    /// # Errors
+    /// Why not, for the `/readyz` body.
+    pub async fn ready(&self, timeout: std::time::Duration) -> Result<(), &'static str> {
+        if self.draining() {
+            return Err("draining: the node is stopping");
+        }
+        self.database_ok(timeout).await
+    }
+
+    /// Whether the database answers within `timeout`.
+    ///
+    /// # Errors
+    /// Why not.
+    pub async fn database_ok(&self, timeout: std::time::Duration) -> Result<(), &'static str> {
+        match tokio::time::timeout(timeout, self.storage.read(storage::generation)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err("the database does not answer"),
+            Err(_) => Err("the database did not answer in time"),
+        }
+    }
+
+    /// Updates the gauges read at scrape time: pool connections, the SQLite WAL, the audit
+    /// queue, readiness.
+    pub fn sample_gauges(&self) {
+        let m = crate::metrics::get();
+        let (open, idle) = self.storage.pool_state();
+        m.pool_connections.with_label_values(&["idle"]).set(i64::from(idle));
+        m.pool_connections.with_label_values(&["in_use"]).set(i64::from(open.saturating_sub(idle)));
+        if let Some(wal) = self.storage.wal_bytes() {
+            m.sqlite_wal_bytes.set(i64::try_from(wal).unwrap_or(i64::MAX));
+        }
+        m.audit_queue.set(i64::try_from(self.audit.queued()).unwrap_or(i64::MAX));
+        m.ready.set(i64::from(!self.draining()));
+    }
+
+    /// Turns `/readyz` to 503 (SIGTERM): the load balancer stops sending, then the node drains.
+    pub fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Removes audit records older than `days` (retention), leaving the anchor that lets the

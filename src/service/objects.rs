@@ -83,7 +83,7 @@ impl Service {
         q: &Query,
     ) -> ServiceResult<(Filter, Option<Micros>)> {
         let Some(token) = &q.next else { return Ok((q.filter.clone(), None)) };
-        let cursor = Cursor::decode(token, &self.settings.server_key)?;
+        let cursor = Cursor::decode(token, &self.keys(), crate::model::time::now_micros())?;
         let filter = q.has_filters.then_some(&q.filter);
         cursor.check(endpoint, collection, object, who.id(), filter)?;
         Ok((cursor.filter, Some(cursor.date_added)))
@@ -120,7 +120,7 @@ impl Service {
         let (filter, after) = self.resolve_cursor(who, endpoint, &col.id, object, &q)?;
         let limit = self.page_size(&q);
         let (cid, oid) = (col.id.clone(), object.map(str::to_owned));
-        let key = self.settings.server_key.clone();
+        let key = self.keys();
         let partner = who.id();
         let with_bodies = matches!(endpoint, Endpoint::Objects | Endpoint::Object);
         let page = self
@@ -211,9 +211,16 @@ impl Service {
         let request_time = now_micros();
         // Parse off the async threads and outside the write lock.
         let (validator, sharing) = (self.validator.clone(), col.sharing.clone());
-        let (items, failures) = tokio::task::spawn_blocking(move || parse_envelope(&body, &validator, &sharing))
-            .await
-            .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))??;
+        let (items, failures) = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let parsed = parse_envelope(&body, &validator, &sharing);
+            crate::metrics::get().validation_seconds.observe(started.elapsed().as_secs_f64());
+            parsed
+        })
+        .await
+        .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))??;
+        // The write limit counts every object the envelope holds, stored or refused.
+        self.limits.admit_write(who, items.len() + failures.len())?;
         let mut record = self.request_record(caller, meta, "add_objects", Some(&r.name), Some(&col.id), None);
         record.status = Some(202);
         let write =

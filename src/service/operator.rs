@@ -81,6 +81,31 @@ pub fn expire_credential(storage: &Storage, operator: &Operator, id: &str, at: M
     })
 }
 
+/// Rotates the `next`-token key kept in the database: a new random key signs from now on, the
+/// old one still verifies for `grace_seconds`. Records the action (with the key ids, never the
+/// keys). Returns (old key id, new key id).
+///
+/// # Errors
+/// Database failures.
+pub fn rotate_key(
+    storage: &Storage,
+    operator: &Operator,
+    grace_seconds: u64,
+    now: Micros,
+) -> StorageResult<(Option<String>, String)> {
+    let new = crate::auth::random_secret_hex();
+    let until = now.saturating_add(i64::try_from(grace_seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX));
+    storage.write_blocking(|c| {
+        let old = storage::load_keys(c)?.map(|k| k.current_id().to_owned());
+        storage::rotate_keys(c, &new, until)?;
+        let new_id = crate::model::cursor::KeyRing::new(new.as_bytes()).current_id().to_owned();
+        let detail =
+            serde_json::json!({ "old_key_id": old, "new_key_id": new_id, "previous_valid_until": format_taxii(until) });
+        record_operator(c, operator, "rotate_key", detail)?;
+        Ok((old, new_id))
+    })
+}
+
 /// Records the migrations this process applied at start (if any).
 ///
 /// # Errors

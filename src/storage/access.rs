@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use sha2::{Digest as _, Sha256};
 
 use super::schema::{
     api_roots, collections, credentials, grants, group_members, objects, partner_certificates, partner_groups, partners,
@@ -10,7 +11,7 @@ use super::schema::{
 use super::{bump_generation, generation, meta_get, meta_set, Conn, StorageError, StorageResult};
 use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Rights};
 use crate::model::plan::{ApiRootState, Change, CollectionState, GroupState, PartnerState, Plan, State};
-use crate::model::policy::{certificate_identity, DiscoveryPolicy, SharingPolicy};
+use crate::model::policy::{certificate_identity, DiscoveryPolicy, PartnerLimits, SharingPolicy};
 
 /// Loads the whole access view (small: policy objects, not STIX data), from one snapshot.
 pub fn load_view(c: &mut Conn) -> StorageResult<AccessView> {
@@ -42,7 +43,38 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
         e.read |= r != 0;
         e.write |= w != 0;
     }
-    let names = partner_names(c)?;
+    let partner_rows: Vec<(i64, String, String)> =
+        partners::table.select((partners::id, partners::name, partners::limits)).load(c)?;
+    let names: HashMap<i64, String> = partner_rows.iter().map(|(id, name, _)| (*id, name.clone())).collect();
+    // Written only by `apply` from a validated policy; a row that cannot be read means the
+    // strictest reading: no address allowed, until the policy is applied again.
+    let limits = partner_rows
+        .iter()
+        .map(|(id, name, l)| {
+            let parsed = serde_json::from_str(l).unwrap_or_else(|_| {
+                tracing::error!(partner = %name, "stored limits unreadable; the partner is refused until `concordia apply`");
+                // 0.0.0.0/32: never a client's address.
+                let nowhere = ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED));
+                PartnerLimits { allow_from: vec![nowhere], ..PartnerLimits::default() }
+            });
+            (*id, parsed)
+        })
+        .collect();
+    let creds: Vec<(i64, String, Option<i64>, Option<i64>)> = credentials::table
+        .select((credentials::partner_id, credentials::id, credentials::expires_at, credentials::revoked_at))
+        .order((credentials::partner_id, credentials::id))
+        .load(c)?;
+    let login_state = names
+        .iter()
+        .map(|(id, name)| {
+            let mut h = Sha256::new();
+            h.update(name.as_bytes());
+            for (_, cid, expires, revoked) in creds.iter().filter(|r| r.0 == *id) {
+                h.update(format!("\0{cid}\0{expires:?}\0{revoked:?}").as_bytes());
+            }
+            (*id, h.finalize().into())
+        })
+        .collect();
     let certs: Vec<(i64, String, String)> = partner_certificates::table
         .select((partner_certificates::partner_id, partner_certificates::kind, partner_certificates::pattern))
         .order((partner_certificates::partner_id, partner_certificates::kind, partner_certificates::pattern))
@@ -54,6 +86,8 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
     Ok(AccessView {
         generation: gen,
         certificates,
+        limits,
+        login_state,
         discovery,
         api_roots: roots
             .into_iter()
@@ -132,8 +166,10 @@ pub fn load_state(c: &mut Conn) -> StorageResult<State> {
     let certs: Vec<(i64, String, String)> = partner_certificates::table
         .select((partner_certificates::partner_id, partner_certificates::kind, partner_certificates::pattern))
         .load(c)?;
-    let partners: Vec<(i64, String, Option<String>)> =
-        partners::table.select((partners::id, partners::name, partners::title)).order(partners::name).load(c)?;
+    let partners: Vec<(i64, String, Option<String>, String)> = partners::table
+        .select((partners::id, partners::name, partners::title, partners::limits))
+        .order(partners::name)
+        .load(c)?;
     let groups: Vec<(i64, String, Option<String>)> = partner_groups::table
         .select((partner_groups::id, partner_groups::name, partner_groups::description))
         .order(partner_groups::name)
@@ -163,10 +199,11 @@ pub fn load_state(c: &mut Conn) -> StorageResult<State> {
             .collect(),
         partners: partners
             .into_iter()
-            .map(|(id, name, title)| PartnerState {
+            .map(|(id, name, title, limits)| PartnerState {
                 certificates: certs.iter().filter(|c| c.0 == id).map(|c| (c.1.clone(), c.2.clone())).collect(),
                 name,
                 title,
+                limits: serde_json::from_str(&limits).ok(),
             })
             .collect(),
         groups: groups
@@ -245,14 +282,14 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
                     ))
                     .execute(c)?;
             }
-            Change::AddPartner { name, title } => {
+            Change::AddPartner { name, title, limits } => {
                 diesel::insert_into(partners::table)
-                    .values((partners::name.eq(name), partners::title.eq(title)))
+                    .values((partners::name.eq(name), partners::title.eq(title), partners::limits.eq(limits.to_json())))
                     .execute(c)?;
             }
-            Change::UpdatePartner { name, title } => {
+            Change::UpdatePartner { name, title, limits } => {
                 diesel::update(partners::table.filter(partners::name.eq(name)))
-                    .set(partners::title.eq(title))
+                    .set((partners::title.eq(title), partners::limits.eq(limits.to_json())))
                     .execute(c)?;
             }
             Change::RemovePartner { name } => {

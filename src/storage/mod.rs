@@ -113,11 +113,54 @@ impl DbUrl {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if path.is_empty() || path.contains('=') && path.contains(' ') {
             return Err(StorageError::Connection(format!(
-                "'{url}' is not a database URL such as sqlite://concordia.db or postgres://user@host/db"
+                "'{}' is not a database URL such as sqlite://concordia.db or postgres://user@host/db",
+                mask_url(url)
             )));
         }
         Ok(DbUrl::Sqlite(path.to_owned()))
     }
+}
+
+/// A URL or connection string with its passwords masked: the password of `scheme://user:pw@host`
+/// and the value of every `password=` parameter (query string or libpq `key=value` form).
+pub fn mask_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end =
+            out.get(rest_start..).and_then(|r| r.find(['/', '?', '#'])).map_or(out.len(), |i| rest_start + i);
+        if let Some(authority) = out.get(rest_start..authority_end) {
+            if let Some(at) = authority.rfind('@') {
+                if let Some(colon) = authority.get(..at).and_then(|u| u.find(':')) {
+                    out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+                }
+            }
+        }
+    }
+    let mut masked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        match lower.find("password=") {
+            Some(i) => {
+                let value_start = i + "password=".len();
+                masked.push_str(rest.get(..value_start).unwrap_or_default());
+                let after = rest.get(value_start..).unwrap_or_default();
+                let value_len = if after.starts_with('\'') {
+                    after.get(1..).and_then(|a| a.find('\'')).map_or(after.len(), |j| j + 2)
+                } else {
+                    after.find(['&', ' ', '#']).unwrap_or(after.len())
+                };
+                masked.push_str("***");
+                rest = after.get(value_len..).unwrap_or_default();
+            }
+            None => {
+                masked.push_str(rest);
+                break;
+            }
+        }
+    }
+    masked
 }
 
 /// Opens one connection: SQLite with the pragmas every connection needs (busy_timeout first),
@@ -267,10 +310,33 @@ pub fn migrate(c: &mut Conn) -> StorageResult<Vec<String>> {
     ran.map_err(|e| StorageError::Connection(format!("migration failed: {e}")))
 }
 
+/// How hard SQLite makes a commit (PostgreSQL follows its own `synchronous_commit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = NORMAL` in WAL mode: an acknowledged write survives the death of the
+    /// process, not a power loss or an operating system crash (the last commits may be lost).
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every commit is synced to disk before it is acknowledged.
+    Full,
+}
+
+/// How to open the database.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Read connections.
+    pub pool_size: u32,
+    /// Apply pending migrations first.
+    pub migrate: bool,
+    pub durability: Durability,
+}
+
 /// Handle to the database, cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
     pool: r2d2::Pool<Manager>,
+    /// SQLite only: the database file (its WAL is `<path>-wal`).
+    sqlite_path: Option<Arc<str>>,
     /// SQLite only: the one writer connection (SQLite has one writer at a time anyway). On
     /// PostgreSQL writes take pooled connections and run concurrently; row locks order them.
     writer: Option<Arc<Mutex<Conn>>>,
@@ -302,14 +368,27 @@ fn spawn_writer_thread() -> StorageResult<std::sync::mpsc::Sender<WriteJob>> {
 impl Storage {
     /// Opens the database, optionally applying pending migrations first.
     pub fn connect(url: &str, pool_size: u32, run_migrations: bool) -> StorageResult<Storage> {
+        Storage::open(url, Options { pool_size, migrate: run_migrations, durability: Durability::Normal })
+    }
+
+    /// Opens the database with these options.
+    pub fn open(url: &str, options: Options) -> StorageResult<Storage> {
+        let Options { pool_size, migrate: run_migrations, durability } = options;
         let url = DbUrl::parse(url)?;
         let mut first = open(&url)?;
         check_encoding(&mut first)?;
         let applied = if run_migrations { migrate(&mut first)? } else { Vec::new() };
+        let sqlite_path = match &url {
+            DbUrl::Sqlite(path) => Some(Arc::from(path.as_str())),
+            DbUrl::Postgres(_) => None,
+        };
         let (writer, jobs) = match &url {
             DbUrl::Postgres(_) => (None, None),
             DbUrl::Sqlite(path) => {
                 first.batch_execute(SQLITE_WRITER_PRAGMAS).map_err(StorageError::Backend)?;
+                if durability == Durability::Full {
+                    first.batch_execute("PRAGMA synchronous = FULL").map_err(StorageError::Backend)?;
+                }
                 let writer = Arc::new(Mutex::new(first));
                 spawn_checkpointer(path.clone(), Arc::downgrade(&writer))?;
                 (Some(writer), Some(spawn_writer_thread()?))
@@ -322,7 +401,31 @@ impl Storage {
             .test_on_check_out(true)
             .build(Manager(url))
             .map_err(|e| StorageError::Connection(e.to_string()))?;
-        Ok(Storage { pool, writer, jobs, applied: Arc::new(applied) })
+        Ok(Storage { pool, sqlite_path, writer, jobs, applied: Arc::new(applied) })
+    }
+
+    /// Read connections: (open, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
+    /// SQLite only: the size of the write-ahead log, in bytes (0 when there is none).
+    pub fn wal_bytes(&self) -> Option<u64> {
+        let path = self.sqlite_path.as_deref()?;
+        Some(std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len()))
+    }
+
+    /// A pooled read connection; the wait (and a wait that gives up) is measured.
+    fn pooled(&self) -> StorageResult<r2d2::PooledConnection<Manager>> {
+        let started = std::time::Instant::now();
+        let got = self.pool.get();
+        let m = crate::metrics::get();
+        m.pool_wait_seconds.observe(started.elapsed().as_secs_f64());
+        if got.is_err() {
+            m.pool_timeouts.inc();
+        }
+        Ok(got?)
     }
 
     /// The migrations this handle applied when it connected (to record them).
@@ -332,7 +435,7 @@ impl Storage {
 
     /// Runs a blocking read on a pooled connection.
     pub fn read_blocking<T>(&self, f: impl FnOnce(&mut Conn) -> StorageResult<T>) -> StorageResult<T> {
-        let mut c = self.pool.get()?;
+        let mut c = self.pooled()?;
         f(&mut c)
     }
 
@@ -340,7 +443,7 @@ impl Storage {
     pub fn write_blocking<T>(&self, f: impl FnOnce(&mut Conn) -> StorageResult<T>) -> StorageResult<T> {
         let Some(writer) = &self.writer else {
             // PostgreSQL: a pooled connection (checked on check-out, replaced when broken).
-            let mut c = self.pool.get()?;
+            let mut c = self.pooled()?;
             return (*c).transaction(f);
         };
         let mut guard = match writer.lock() {
@@ -435,6 +538,38 @@ pub fn bump_generation(c: &mut Conn) -> StorageResult<i64> {
     diesel::sql_query("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'generation'")
         .execute(c)?;
     generation(c)
+}
+
+/// The `next`-token keys kept in the database (when no `server_key` is configured): the current
+/// one and, after `concordia rotate-key`, the previous one with the end of its grace period.
+/// `None` before the first server start created a key.
+///
+/// # Errors
+/// Database failures.
+pub fn load_keys(c: &mut Conn) -> StorageResult<Option<crate::model::cursor::KeyRing>> {
+    let Some(current) = meta_get(c, "server_key")? else { return Ok(None) };
+    let mut ring = crate::model::cursor::KeyRing::new(current.as_bytes());
+    let previous = meta_get(c, "server_key_previous")?;
+    let until = meta_get(c, "server_key_previous_until")?.and_then(|u| u.parse::<i64>().ok());
+    if let (Some(previous), Some(until)) = (previous, until) {
+        ring = ring.with_previous(previous.as_bytes(), until);
+    }
+    Ok(Some(ring))
+}
+
+/// Replaces the database's `next`-token key with `new`; tokens signed with the old one stay
+/// valid until `until`. Bumps the generation, so every node reloads its keys.
+///
+/// # Errors
+/// Database failures.
+pub fn rotate_keys(c: &mut Conn, new: &str, until: i64) -> StorageResult<()> {
+    if let Some(old) = meta_get(c, "server_key")? {
+        meta_set(c, "server_key_previous", &old)?;
+        meta_set(c, "server_key_previous_until", &until.to_string())?;
+    }
+    meta_set(c, "server_key", new)?;
+    bump_generation(c)?;
+    Ok(())
 }
 
 /// Inserts a meta value unless the key exists; returns the value now stored (the first writer's

@@ -22,6 +22,7 @@ diesel::table! {
         id -> BigInt,
         name -> Text,
         title -> Nullable<Text>,
+        limits -> Text,
     }
 }
 

@@ -216,7 +216,10 @@ impl TestServer {
     pub fn spawn(&mut self) {
         let mut cmd = Command::new(BIN);
         cmd.arg("--database-url").arg(self.db_url()).args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"]);
-        cmd.env("CONCORDIA_POLICY_REFRESH_MS", "100").env("RUST_LOG", "warn");
+        // SIGTERM stops at once (tests of the drain set their own grace period).
+        cmd.env("CONCORDIA_POLICY_REFRESH_MS", "100")
+            .env("CONCORDIA_SHUTDOWN_GRACE_SECONDS", "0")
+            .env("RUST_LOG", "warn");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -253,6 +256,20 @@ impl TestServer {
         let ok =
             Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill").success();
         assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits up to `timeout` for the server to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("the server is running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn stop(&mut self) {
