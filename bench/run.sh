@@ -296,6 +296,9 @@ max_content_length = 104857600
 [[partners]]
 name = "bench"
 title = "Benchmark driver"
+# The driver is one partner sending as fast as 16 connections allow: no practical limit.
+rate_limit = { requests_per_second = 10000000, burst = 10000000 }
+write_limit = { objects_per_minute = 10000000 }
 
 [[groups]]
 name = "bench"

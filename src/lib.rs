@@ -2,7 +2,8 @@
 //! organisations, with access granted per partner group and collection.
 //!
 //! Layers, one direction only: `cli -> server -> http -> service -> {auth, storage} -> model`.
-//! - [`model`]: TAXII resources, filters, the signed `next` cursor, timestamps; no I/O.
+//! - [`model`] and [`stix`] (the `concordia-core` crate, re-exported): TAXII resources,
+//!   filters, the signed `next` cursor, timestamps, the policy, STIX validation; no I/O.
 //! - [`storage`]: diesel over SQLite; returns model types; the only code that knows SQL.
 //! - [`auth`]: credentials to a [`model::access::Principal`], with a cache of verified logins.
 //! - [`service`]: the TAXII operations; applies access rights and filters.
@@ -13,15 +14,15 @@
 
 #![cfg_attr(test, allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
+pub use concordia_core::{model, stix};
+
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod metrics;
-pub mod model;
 pub mod server;
 pub mod service;
-pub mod stix;
 pub mod storage;
 pub mod tls;

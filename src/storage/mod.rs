@@ -587,6 +587,27 @@ pub fn meta_insert_if_absent(c: &mut Conn, key: &str, value: &str) -> StorageRes
 mod tests {
     use super::*;
 
+    #[derive(QueryableByName)]
+    struct SynchronousRow {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+    }
+
+    /// `durability` sets SQLite's `synchronous` on the connection that commits (1 NORMAL, 2 FULL).
+    #[test]
+    fn durability_sets_synchronous_on_the_writer() -> Result<(), Box<dyn std::error::Error>> {
+        for (durability, expected) in [(Durability::Normal, 1), (Durability::Full, 2)] {
+            let dir = tempfile::tempdir()?;
+            let url = dir.path().join("d.db").to_string_lossy().into_owned();
+            let storage = Storage::open(&url, Options { pool_size: 1, migrate: true, durability })?;
+            let got = storage.write_blocking(|c| {
+                Ok(diesel::sql_query("PRAGMA synchronous").get_result::<SynchronousRow>(c)?.synchronous)
+            })?;
+            assert_eq!(got, expected, "{durability:?}");
+        }
+        Ok(())
+    }
+
     /// The writer does not checkpoint on commit; the checkpointer copies the WAL back and, once
     /// writes stop, empties the WAL file.
     #[test]

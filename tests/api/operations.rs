@@ -509,3 +509,60 @@ fn database_passwords_are_masked_and_secrets_come_from_files() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("set metrics_token or metrics_token_file, not both"));
 }
+
+/// What `durability` promises against the death of the process: with either setting, every
+/// object acknowledged (202) before a `kill -9` is there after the restart.
+#[test]
+fn acknowledged_writes_survive_kill_9_with_either_durability() {
+    for durability in ["normal", "full"] {
+        let mut s = limits_server(&[("CONCORDIA_DURABILITY", durability)]);
+        let url = format!("{}{}", s.base, objects_path(SHARED));
+        let auth = basic_header("dave", "pw-dave-secret");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let batch: Vec<Value> = (0..20).map(|_| malware(&new_id("malware"))).collect();
+                    let ids: Vec<String> = batch.iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect();
+                    let body = serde_json::to_vec(&json!({ "objects": batch })).unwrap();
+                    let r = agent
+                        .post(&url)
+                        .set("Authorization", &auth)
+                        .set("Accept", TAXII)
+                        .set("Content-Type", TAXII)
+                        .send_bytes(&body);
+                    match r {
+                        Ok(r) if r.status() == 202 => {
+                            let status: Value = r.into_json().unwrap();
+                            assert_eq!(status["success_count"], 20, "{status}");
+                            acknowledged.extend(ids);
+                        }
+                        _ => break, // the server died under this request: not acknowledged
+                    }
+                }
+                acknowledged
+            })
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        s.stop(); // SIGKILL, in the middle of the writes
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let acknowledged = writer.join().unwrap();
+        assert!(acknowledged.len() >= 100, "{durability}: only {} objects written before the kill", acknowledged.len());
+        s.spawn();
+        let stored: std::collections::HashSet<String> = s
+            .read_all(&objects_path(SHARED), &as_("dave"), 1000)
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect();
+        let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+        println!(
+            "durability {durability}: {} objects acknowledged before kill -9, {} lost",
+            acknowledged.len(),
+            lost.len()
+        );
+        assert!(lost.is_empty(), "{durability}: {} acknowledged objects lost, e.g. {:?}", lost.len(), lost.first());
+    }
+}

@@ -107,5 +107,7 @@ fn a_real_prometheus_scrapes_concordia_and_promtool_accepts_the_exposition() {
     assert_eq!(value(&query(r#"up{job="concordia"}"#).unwrap()), 1.0, "the scrape target is up");
     let failures = value(&query(r#"concordia_auth_failures_total{reason="invalid"}"#).unwrap());
     assert!(failures >= 1.0, "{failures}");
-    println!("prometheus: scraped concordia_http_requests_total{{route=\"/taxii2/\"}} = {scraped} through the query API");
+    println!(
+        "prometheus: scraped concordia_http_requests_total{{route=\"/taxii2/\"}} = {scraped} through the query API"
+    );
 }

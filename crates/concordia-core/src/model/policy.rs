@@ -536,7 +536,7 @@ mod tests {
 
     #[test]
     fn the_example_policy_is_valid() {
-        let text = include_str!("../../examples/alliance.toml");
+        let text = include_str!("../../../../examples/alliance.toml");
         let p = Policy::from_toml(text).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(p.collections.len(), 3);
     }
