@@ -70,6 +70,10 @@ enum Command {
         /// Hours tokens signed with the old key stay valid.
         #[arg(long, default_value_t = 24)]
         grace_hours: u64,
+        /// Rotate even though the key before the current one is still in its grace period
+        /// (its tokens stop working at once).
+        #[arg(long)]
+        force: bool,
     },
     /// The audit trail: verify, recipients of an object, export, purge.
     #[command(subcommand)]
@@ -385,7 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
-        Command::RotateKey { grace_hours } => {
+        Command::RotateKey { grace_hours, force } => {
             let config = load_config(&cli, Layer::default())?;
             if config.server_key.is_some() {
                 bail!(
@@ -395,6 +399,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let (storage, operator) = open_as_operator(&config)?;
+            let keys = storage.read_blocking(storage::load_keys)?;
+            if let Some((id, until)) = keys.as_ref().and_then(|k| k.previous()).filter(|(_, u)| *u > now_micros()) {
+                if !*force {
+                    bail!(
+                        "the previous key {id} is still accepted until {}: rotating again now would end its grace \
+                         period at once, breaking pollers still paging with it; wait, or pass --force",
+                        format_taxii(until)
+                    );
+                }
+            }
             let grace = grace_hours.saturating_mul(3600);
             let (old, new) = operator::rotate_key(&storage, &operator, grace, now_micros())?;
             let until = format_taxii(

@@ -61,6 +61,9 @@ pub struct Layer {
     /// headers are believed; from any other peer they are ignored. In the environment: comma
     /// separated.
     pub trusted_proxies: Option<Vec<String>>,
+    /// The header the trusted proxies write the client's address in: `x-forwarded-for` (default)
+    /// or `forwarded` (RFC 7239). Only that one is read.
+    pub forwarded_header: Option<String>,
     /// Default request rate of a partner on each node, per second (policy `rate_limit` overrides;
     /// default 200). Also the rate of each anonymous client address.
     pub rate_limit_requests_per_second: Option<u32>,
@@ -70,10 +73,13 @@ pub struct Layer {
     /// overrides; default 200000).
     pub write_limit_objects_per_minute: Option<u32>,
     /// Failed password logins per minute for one partner name from one client address before
-    /// further attempts are refused with 429 (default 10).
-    pub login_failures_per_address: Option<u32>,
-    /// Failed password logins per minute for one partner name from all addresses (default 100).
+    /// further attempts from it are refused with 429 (default 10).
+    pub login_failures_per_address_and_name: Option<u32>,
+    /// Failed password logins per minute for one partner name from all addresses; over it, an
+    /// address that failed for the name once gets no further try (default 100).
     pub login_failures_per_name: Option<u32>,
+    /// Failed password logins per minute from one client address, for all names (default 300).
+    pub login_failures_per_address: Option<u32>,
     /// Bearer token that `/metrics` requires (default: none, open to whoever reaches the port).
     pub metrics_token: Option<String>,
     /// File holding `metrics_token`.
@@ -137,11 +143,13 @@ impl Layer {
             server_key_previous_file,
             server_key_previous_until,
             trusted_proxies,
+            forwarded_header,
             rate_limit_requests_per_second,
             rate_limit_burst,
             write_limit_objects_per_minute,
-            login_failures_per_address,
+            login_failures_per_address_and_name,
             login_failures_per_name,
+            login_failures_per_address,
             metrics_token,
             metrics_token_file,
             request_header_timeout_seconds,
@@ -194,11 +202,13 @@ impl Layer {
             server_key_previous_until: var("server_key_previous_until", problems),
             trusted_proxies: var::<String>("trusted_proxies", problems)
                 .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+            forwarded_header: var("forwarded_header", problems),
             rate_limit_requests_per_second: var("rate_limit_requests_per_second", problems),
             rate_limit_burst: var("rate_limit_burst", problems),
             write_limit_objects_per_minute: var("write_limit_objects_per_minute", problems),
-            login_failures_per_address: var("login_failures_per_address", problems),
+            login_failures_per_address_and_name: var("login_failures_per_address_and_name", problems),
             login_failures_per_name: var("login_failures_per_name", problems),
+            login_failures_per_address: var("login_failures_per_address", problems),
             metrics_token: var("metrics_token", problems),
             metrics_token_file: var("metrics_token_file", problems),
             request_header_timeout_seconds: var("request_header_timeout_seconds", problems),
@@ -297,6 +307,7 @@ pub struct Config {
     /// The key `server_key` replaced, and until when its tokens are accepted.
     pub server_key_previous: Option<(Secret, crate::model::time::Micros)>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub forwarded_header: crate::http::client::ForwardedHeader,
     /// Default request and write limits of partners (and of anonymous clients).
     pub limits: crate::service::limits::Defaults,
     pub login_limits: crate::auth::LoginLimits,
@@ -455,6 +466,14 @@ impl Config {
                 Err(e) => problems.push(format!("trusted_proxies: {e}")),
             }
         }
+        let forwarded_header = match l.forwarded_header.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("x-forwarded-for") => crate::http::client::ForwardedHeader::XForwardedFor,
+            Some("forwarded") => crate::http::client::ForwardedHeader::Forwarded,
+            Some(other) => {
+                problems.push(format!("forwarded_header '{other}' must be x-forwarded-for or forwarded"));
+                crate::http::client::ForwardedHeader::XForwardedFor
+            }
+        };
         let limits = crate::service::limits::Defaults {
             requests_per_second: l.rate_limit_requests_per_second.unwrap_or(200),
             burst: l.rate_limit_burst.unwrap_or(1000),
@@ -466,11 +485,14 @@ impl Config {
             );
         }
         let login_limits = crate::auth::LoginLimits {
-            per_address_and_name: l.login_failures_per_address.unwrap_or(10),
+            per_address_and_name: l.login_failures_per_address_and_name.unwrap_or(10),
             per_name: l.login_failures_per_name.unwrap_or(100),
+            per_address: l.login_failures_per_address.unwrap_or(300),
         };
-        if login_limits.per_address_and_name == 0 || login_limits.per_name == 0 {
-            problems.push("login_failures_per_address and login_failures_per_name must be at least 1".into());
+        if login_limits.per_address_and_name == 0 || login_limits.per_name == 0 || login_limits.per_address == 0 {
+            problems.push(
+                "login_failures_per_address_and_name, login_failures_per_name and login_failures_per_address must be at least 1".into(),
+            );
         }
         let metrics_token = secret("metrics_token", l.metrics_token, l.metrics_token_file, problems);
         if metrics_token.as_ref().is_some_and(|t| t.len() < 16 || !t.bytes().all(|c| c.is_ascii_graphic())) {
@@ -487,7 +509,11 @@ impl Config {
             seconds(l.request_header_timeout_seconds, 5, "request_header_timeout_seconds", problems);
         let request_body_timeout =
             seconds(l.request_body_timeout_seconds, 10, "request_body_timeout_seconds", problems);
-        let shutdown_grace = std::time::Duration::from_secs(l.shutdown_grace_seconds.unwrap_or(10).min(3600));
+        let grace = l.shutdown_grace_seconds.unwrap_or(10);
+        if grace > 3600 {
+            problems.push("shutdown_grace_seconds must be at most 3600".into());
+        }
+        let shutdown_grace = std::time::Duration::from_secs(grace.min(3600));
         let max_page_size = l.max_page_size.unwrap_or(1000);
         if !(1..=100_000).contains(&max_page_size) {
             problems.push("max_page_size must be between 1 and 100000".into());
@@ -528,6 +554,7 @@ impl Config {
             server_key: server_key.map(Secret),
             server_key_previous,
             trusted_proxies,
+            forwarded_header,
             limits,
             login_limits,
             metrics_token: metrics_token.map(Secret),
@@ -613,6 +640,7 @@ mod tests {
     fn passwords_in_urls_are_masked() {
         assert_eq!(mask_url("postgres://u:s3cret@db.example:5432/hub"), "postgres://u:***@db.example:5432/hub");
         assert_eq!(mask_url("postgres://u:p@ss@w0rd@db/hub"), "postgres://u:***@db/hub");
+        assert_eq!(mask_url("postgres://u:pa?ss#x@db/hub"), "postgres://u:***@db/hub");
         assert_eq!(
             mask_url("postgres://u@db/hub?sslmode=require&password=x1&a=b"),
             "postgres://u@db/hub?sslmode=require&password=***&a=b"

@@ -2,8 +2,9 @@
 //!
 //! Like the tracing subscriber, the registry is process-wide (every layer records into it; no
 //! layer reads it but the `/metrics` handler). Label values are bounded: route patterns (never
-//! raw paths), methods, status codes, and the policy's own names (partner names and collection
-//! ids); anything outside the policy is counted under `none`.
+//! raw paths; `unmatched` for the rest), methods (`other` for unusual ones), status codes, and
+//! the policy's own names: a partner name or `anonymous`, and only collection ids of the policy
+//! (objects are counted only once a request on the collection succeeded).
 
 use std::sync::OnceLock;
 

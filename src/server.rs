@@ -200,7 +200,7 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     let data = web::Data::new(service.clone());
     let public = web::Data::new(public);
     let http_settings = web::Data::new(HttpSettings {
-        proxies: crate::http::client::TrustedProxies(config.trusted_proxies.clone()),
+        proxies: crate::http::client::TrustedProxies::new(config.trusted_proxies.clone(), config.forwarded_header),
         metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
         body_timeout: config.request_body_timeout,
     });

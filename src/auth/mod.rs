@@ -151,13 +151,25 @@ impl moka::Expiry<[u8; 32], Cached> for CachedExpiry {
 pub struct LoginLimits {
     /// Failures per minute from one address for one partner name.
     pub per_address_and_name: u32,
-    /// Failures per minute for one partner name, from all addresses.
+    /// Failures per minute for one partner name, from all addresses; over it, an address that
+    /// has failed for the name once gets no further try.
     pub per_name: u32,
+    /// Failures per minute from one address, for all names.
+    pub per_address: u32,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
-        LoginLimits { per_address_and_name: 10, per_name: 100 }
+        LoginLimits { per_address_and_name: 10, per_name: 100, per_address: 300 }
+    }
+}
+
+/// The address failures are counted under: an IPv4 address, or the /64 of an IPv6 address (one
+/// host usually holds a whole /64, and could otherwise take a fresh address for every try).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
     }
 }
 
@@ -171,14 +183,20 @@ fn counters<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> Counters<K> {
 /// Checks credentials, with a cache of recent outcomes, and limits failed logins without locking
 /// out the innocent.
 ///
-/// Failed password logins are counted per (client address, partner name) and per partner name,
-/// for a minute. Over either limit, a password is only checked if it is *known good* (it verified
-/// on this node within the last day); any other attempt gets 429 without a memory-hard
-/// verification. So another partner's failures, or failures from another address under fewer
-/// than `per_name` a minute, never refuse a partner's correct password, and a password in use
-/// keeps working even then. API keys and certificates are never limited (a key has 256 random
-/// bits and costs one SHA-256 to check). Unknown names and wrong passwords cost the same (a
-/// verification against a dummy hash), so response times do not tell which names exist.
+/// Failed password logins are counted, for a minute, per (client address, partner name), per
+/// partner name and per client address ([`LoginLimits`]). A password is not checked, and the
+/// attempt gets 429 without a memory-hard verification, when its address has failed
+/// `per_address_and_name` times for the name (once, while the name is under attack from many
+/// addresses: over `per_name`), or `per_address` times for any names; unless the password is
+/// *known good* (it verified on this node within the last day). So failures for another name,
+/// or from another address, never refuse a partner's correct password; a password in use keeps
+/// working even from an address that failed; and a partner's first login from a fresh address
+/// is always checked, even while its name is being guessed at from elsewhere. API keys and
+/// certificates are never limited (a key has 256 random bits and costs one SHA-256 to check).
+///
+/// Unknown names and wrong passwords cost the same: as many verifications as the partner with
+/// the most active passwords has (dummy ones for an unknown name, and to pad a partner with
+/// fewer), so response times do not tell which names exist.
 pub struct Authenticator {
     storage: Storage,
     cache_key: [u8; 32],
@@ -196,8 +214,12 @@ pub struct Authenticator {
     limits: LoginLimits,
     by_address_and_name: Counters<(IpAddr, String)>,
     by_name: Counters<String>,
+    by_address: Counters<IpAddr>,
     /// A hash to verify against when the name is unknown, so it costs what a known one does.
     dummy_hash: String,
+    /// Verifications every failed password login costs: the most active passwords any partner
+    /// has (at least 1).
+    verifications_per_failure: std::sync::atomic::AtomicUsize,
 }
 
 /// How long a request waits for a verification slot before a 503.
@@ -228,8 +250,16 @@ impl Authenticator {
             limits,
             by_address_and_name: counters(),
             by_name: counters(),
+            by_address: counters(),
             dummy_hash: hash_password(&random_secret_hex()).unwrap_or_default(),
+            verifications_per_failure: std::sync::atomic::AtomicUsize::new(1),
         }
+    }
+
+    /// Sets how many verifications a failed password login costs: the most active passwords
+    /// any partner has (from the policy view).
+    pub fn set_verifications_per_failure(&self, n: usize) {
+        self.verifications_per_failure.store(n.clamp(1, 16), Ordering::Relaxed);
     }
 
     /// Drops the cached logins of these partners (their credentials changed, or they are gone)
@@ -255,20 +285,23 @@ impl Authenticator {
         m.finalize().into_bytes().into()
     }
 
-    /// Whether failures under this name (from this address) are over a limit.
+    /// Whether a password for `name` from `peer` may not be checked (see [`Authenticator`]).
     fn limited(&self, peer: Option<IpAddr>, name: &str) -> bool {
-        let over = |c: Option<Arc<AtomicU32>>, limit: u32| c.is_some_and(|n| n.load(Ordering::Relaxed) >= limit);
-        over(self.by_name.get(name), self.limits.per_name)
-            || peer.is_some_and(|ip| {
-                over(self.by_address_and_name.get(&(ip, name.to_owned())), self.limits.per_address_and_name)
-            })
+        let count = |c: Option<Arc<AtomicU32>>| c.map_or(0, |n| n.load(Ordering::Relaxed));
+        let under_attack = count(self.by_name.get(name)) >= self.limits.per_name;
+        let Some(ip) = peer.map(address_key) else { return under_attack };
+        let here = count(self.by_address_and_name.get(&(ip, name.to_owned())));
+        let threshold = if under_attack { 1 } else { self.limits.per_address_and_name };
+        here >= threshold || count(self.by_address.get(&ip)) >= self.limits.per_address
     }
 
     fn record_failure(&self, peer: Option<IpAddr>, name: &str) {
         let bump = |c: Arc<AtomicU32>| c.fetch_add(1, Ordering::Relaxed);
-        bump(self.by_name.get_with(name.to_owned(), || Arc::new(AtomicU32::new(0))));
-        if let Some(ip) = peer {
-            bump(self.by_address_and_name.get_with((ip, name.to_owned()), || Arc::new(AtomicU32::new(0))));
+        let new = || Arc::new(AtomicU32::new(0));
+        bump(self.by_name.get_with(name.to_owned(), new));
+        if let Some(ip) = peer.map(address_key) {
+            bump(self.by_address_and_name.get_with((ip, name.to_owned()), new));
+            bump(self.by_address.get_with(ip, new));
         }
     }
 
@@ -324,6 +357,10 @@ impl Authenticator {
         }
         if self.epoch.load(Ordering::SeqCst) == epoch {
             self.cache.insert(digest, Cached { caller: caller.clone(), until });
+            // A `forget` between the check and the insert would miss this entry: drop it again.
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                self.cache.invalidate(&digest);
+            }
         }
         caller.ok_or(AuthError::Invalid)
     }
@@ -355,6 +392,7 @@ impl Authenticator {
             .map_err(|_| AuthError::Busy)?;
         let storage = self.storage.clone();
         let dummy = self.dummy_hash.clone();
+        let per_failure = self.verifications_per_failure.load(Ordering::Relaxed);
         let verified = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             // No partner has a name outside the naming rules; such a name is never sent to the
             // database (which might not even compare it: a NUL cannot be a PostgreSQL string).
@@ -364,17 +402,22 @@ impl Authenticator {
                 Vec::new()
             };
             let verifications = &crate::metrics::get().password_verifications;
-            if creds.is_empty() {
-                // An unknown name costs what a wrong password does: one verification.
-                verifications.inc();
-                let _ = verify_password(&dummy, &password);
-                return Ok(None);
-            }
+            let mut done = 0;
             let verify = |cred: &credentials::ActiveCredential| {
                 verifications.inc();
+                done += 1;
                 verify_password(&cred.secret_hash, &password)
             };
-            Ok(creds.into_iter().find(verify).map(|cred| {
+            let found = creds.into_iter().find(verify);
+            if found.is_none() {
+                // A failure costs the same whatever the name: an unknown one, or a partner with
+                // fewer passwords than the most any partner has, is padded with dummy checks.
+                for _ in done..per_failure {
+                    verifications.inc();
+                    let _ = verify_password(&dummy, &password);
+                }
+            }
+            Ok(found.map(|cred| {
                 (
                     Caller {
                         principal: Principal::Partner { id: cred.partner_id, name: cred.partner },
@@ -408,6 +451,16 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(verify_password(&h, "correct horse"));
         assert!(!verify_password(&h, "wrong horse"));
+    }
+
+    #[test]
+    fn failures_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let k = |s: &str| address_key(s.parse().unwrap()).to_string();
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2::ffff"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
     }
 
     #[test]

@@ -67,6 +67,10 @@ impl HttpError {
                     (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "write_limited")
                 }
                 S::Limited { .. } => (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "rate_limited"),
+                S::EnvelopeOverWriteLimit { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "too_many_objects")
+                }
+                S::PolicyNotLoaded => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "unavailable"),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal_error"),
             },
@@ -178,6 +182,9 @@ impl ResponseError for HttpError {
         }
         if matches!(self, HttpError::Auth(AuthError::TooManyFailures)) {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        }
+        if matches!(self, HttpError::Service(ServiceError::PolicyNotLoaded)) {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         if let HttpError::Service(ServiceError::Limited { retry_after, .. }) = self {
             let secs = crate::service::limits::retry_after_seconds(*retry_after);

@@ -242,6 +242,8 @@ async fn authenticated(req: &HttpRequest, svc: &Service) -> Result<Caller, HttpE
         let limit = match &refusal {
             crate::service::limits::Refusal::NotAllowedFrom(_) => "allow_from",
             crate::service::limits::Refusal::RateLimited { what, .. } => what,
+            crate::service::limits::Refusal::EnvelopeOverWriteLimit { .. } => "writes",
+            crate::service::limits::Refusal::NotLoaded => "not_loaded",
         };
         crate::metrics::get().limited.with_label_values(&[limit]).inc();
         tracing::info!(client = %client.map(|c| c.to_string()).unwrap_or_default(), limit, "request refused by a limit");
@@ -452,8 +454,22 @@ async fn readyz(svc: Svc) -> HttpResponse {
 }
 
 /// `/metrics`: the Prometheus exposition; with `metrics_token`, only for `Authorization:
-/// Bearer <token>`.
+/// Bearer <token>`; without, only to a client on this machine connecting directly (the
+/// exposition names partners and collections: it must not leak through a proxy).
 async fn metrics(req: HttpRequest, svc: Svc, settings: Settings) -> HttpResponse {
+    let text = |status: actix_web::http::StatusCode, body: &'static str| {
+        HttpResponse::build(status).insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8")).body(body)
+    };
+    if settings.metrics_token.is_none() {
+        let local = req.peer_addr().is_some_and(|a| a.ip().to_canonical().is_loopback());
+        let forwarded = req.headers().contains_key("x-forwarded-for") || req.headers().contains_key("forwarded");
+        if !local || forwarded {
+            return text(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "without metrics_token, /metrics answers only clients on this machine connecting directly; set metrics_token and scrape with 'Authorization: Bearer <token>'\n",
+            );
+        }
+    }
     if let Some(token) = &settings.metrics_token {
         let given = header_str(&req, header::AUTHORIZATION)
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -681,9 +697,14 @@ async fn add_objects(req: HttpRequest, payload: web::Payload, svc: Svc) -> HttpR
     }
     let body = read_body(&req, payload, max).await?;
     let status = svc.add_objects(&caller, &meta(&req), root, col, body).await.inspect_err(|e| {
-        if let crate::service::ServiceError::Limited { what, .. } = e {
+        let what = match e {
+            crate::service::ServiceError::Limited { what, .. } => Some(*what),
+            crate::service::ServiceError::EnvelopeOverWriteLimit { .. } => Some("writes"),
+            _ => None,
+        };
+        if let Some(what) = what {
             crate::metrics::get().limited.with_label_values(&[what]).inc();
-            note(&req, |n| n.refused = Some((*what).to_owned()));
+            note(&req, |n| n.refused = Some(what.to_owned()));
         }
     })?;
     note(&req, |n| n.recorded = svc.settings().audit);

@@ -22,6 +22,12 @@ pub enum Refusal {
     NotAllowedFrom(String),
     /// Over `rate_limit` (requests) or `write_limit` (objects); retry after this long.
     RateLimited { what: &'static str, retry_after: Duration },
+    /// An envelope with more objects than the partner may add in a whole minute: it can never
+    /// pass; the client must split it.
+    EnvelopeOverWriteLimit { objects: usize, per_minute: u32 },
+    /// The partner is not in the policy this node has loaded yet (it was added a moment ago):
+    /// its allow-list is unknown, so nothing is admitted until the next refresh.
+    NotLoaded,
 }
 
 /// The limits that apply where a partner's policy says nothing (configuration).
@@ -47,6 +53,8 @@ struct PartnerState {
     limits: PartnerLimits,
     requests: DefaultDirectRateLimiter,
     writes: DefaultDirectRateLimiter,
+    /// The write limit in force (objects per minute).
+    per_minute: u32,
 }
 
 impl PartnerState {
@@ -58,6 +66,7 @@ impl PartnerState {
         PartnerState {
             requests: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
             writes: RateLimiter::direct(Quota::per_minute(per_minute)),
+            per_minute: per_minute.get(),
             limits,
         }
     }
@@ -106,19 +115,12 @@ impl Limits {
         }
     }
 
-    fn partner(&self, id: i64) -> Arc<PartnerState> {
-        let found = match self.partners.read() {
+    /// The partner's limiters; `None` for a partner the loaded policy does not know yet.
+    fn partner(&self, id: i64) -> Option<Arc<PartnerState>> {
+        match self.partners.read() {
             Ok(p) => p.get(&id).cloned(),
             Err(p) => p.into_inner().get(&id).cloned(),
-        };
-        // A partner added since the last policy load: the defaults until the next load.
-        found.unwrap_or_else(|| {
-            let state = Arc::new(PartnerState::new(PartnerLimits::default(), self.defaults));
-            match self.partners.write() {
-                Ok(mut p) => p.entry(id).or_insert(state).clone(),
-                Err(p) => p.into_inner().entry(id).or_insert(state).clone(),
-            }
-        })
+        }
     }
 
     /// Admits one request of an authenticated caller from `client`.
@@ -128,7 +130,7 @@ impl Limits {
     pub fn admit(&self, who: &Principal, client: Option<IpAddr>) -> Result<(), Refusal> {
         let limiter = match who {
             Principal::Partner { id, .. } => {
-                let state = self.partner(*id);
+                let state = self.partner(*id).ok_or(Refusal::NotLoaded)?;
                 let allowed = state.limits.allow_from.is_empty()
                     || client.is_some_and(|ip| state.limits.allow_from.iter().any(|net| net.contains(&ip)));
                 if !allowed {
@@ -142,7 +144,7 @@ impl Limits {
                     .map_err(|n| Refusal::RateLimited { what: "requests", retry_after: wait(&n) });
             }
             Principal::Anonymous => {
-                let Some(ip) = client else { return Ok(()) };
+                let Some(ip) = client.map(crate::auth::address_key) else { return Ok(()) };
                 let d = self.defaults;
                 self.anonymous.get_with(ip, || {
                     Arc::new(RateLimiter::direct(
@@ -162,11 +164,12 @@ impl Limits {
     /// refused outright, with a minute to wait).
     pub fn admit_write(&self, who: &Principal, objects: usize) -> Result<(), Refusal> {
         let Principal::Partner { id, .. } = who else { return Ok(()) };
+        let state = self.partner(*id).ok_or(Refusal::NotLoaded)?;
         let n = nz(u32::try_from(objects).unwrap_or(u32::MAX).max(1));
-        match self.partner(*id).writes.check_n(n) {
+        match state.writes.check_n(n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(Refusal::RateLimited { what: "writes", retry_after: wait(&not_until) }),
-            Err(_) => Err(Refusal::RateLimited { what: "writes", retry_after: Duration::from_secs(60) }),
+            Err(_) => Err(Refusal::EnvelopeOverWriteLimit { objects, per_minute: state.per_minute }),
         }
     }
 }
@@ -209,7 +212,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Another partner is not affected.
+        let mut v = view(PartnerLimits {
+            rate_limit: Some(RateLimitPolicy { requests_per_second: 1, burst: Some(3) }),
+            ..PartnerLimits::default()
+        });
+        v.limits.insert(2, PartnerLimits::default());
+        l.update(&v);
         assert_eq!(l.admit(&Principal::Partner { id: 2, name: "bob".into() }, None), Ok(()));
+        assert!(l.admit(&alice(), None).is_err(), "alice's budget survives the reload");
     }
 
     #[test]
@@ -220,8 +230,19 @@ mod tests {
             ..PartnerLimits::default()
         }));
         assert_eq!(l.admit_write(&alice(), 60), Ok(()));
-        assert!(l.admit_write(&alice(), 60).is_err(), "40 left");
-        assert!(matches!(l.admit_write(&alice(), 500), Err(Refusal::RateLimited { what: "writes", .. })));
+        assert!(matches!(l.admit_write(&alice(), 60), Err(Refusal::RateLimited { what: "writes", .. })), "40 left");
+        assert_eq!(
+            l.admit_write(&alice(), 500),
+            Err(Refusal::EnvelopeOverWriteLimit { objects: 500, per_minute: 100 }),
+            "more than a minute's allowance can never pass"
+        );
+    }
+
+    #[test]
+    fn a_partner_the_loaded_policy_does_not_know_is_not_admitted() {
+        let l = Limits::new(Defaults { requests_per_second: 1000, burst: 1000, objects_per_minute: 1000 });
+        l.update(&view(PartnerLimits::default()));
+        assert_eq!(l.admit(&Principal::Partner { id: 99, name: "new".into() }, None), Err(Refusal::NotLoaded));
     }
 
     #[test]

@@ -57,6 +57,12 @@ pub enum ServiceError {
     /// Over the partner's request rate or write rate.
     #[error("{}", limited_message(.what, *.retry_after))]
     Limited { what: &'static str, retry_after: std::time::Duration },
+    /// An envelope with more objects than the partner may add in a minute (never passes).
+    #[error("the envelope holds {objects} objects, more than this partner may add in a minute (its write_limit is {per_minute} objects per minute); send at most {per_minute} objects per request")]
+    EnvelopeOverWriteLimit { objects: usize, per_minute: u32 },
+    /// The caller is not in the policy this node has loaded yet.
+    #[error("this partner's policy is not loaded on this server yet; retry in a second")]
+    PolicyNotLoaded,
     #[error("the server is busy; retry shortly")]
     Unavailable(#[source] StorageError),
     #[error("internal error")]
@@ -90,6 +96,10 @@ impl From<limits::Refusal> for ServiceError {
         match r {
             limits::Refusal::NotAllowedFrom(client) => ServiceError::AddressNotAllowed(client),
             limits::Refusal::RateLimited { what, retry_after } => ServiceError::Limited { what, retry_after },
+            limits::Refusal::EnvelopeOverWriteLimit { objects, per_minute } => {
+                ServiceError::EnvelopeOverWriteLimit { objects, per_minute }
+            }
+            limits::Refusal::NotLoaded => ServiceError::PolicyNotLoaded,
         }
     }
 }
@@ -126,6 +136,8 @@ pub struct Service {
     settings: Settings,
     /// Set on SIGTERM: `/readyz` answers 503 while the node still serves.
     draining: std::sync::atomic::AtomicBool,
+    /// When the keys were last reloaded because a token named an unknown key.
+    keys_reloaded: std::sync::atomic::AtomicI64,
 }
 
 impl Service {
@@ -146,6 +158,7 @@ impl Service {
             keys: RwLock::new(Arc::new(settings.keys.clone())),
             settings,
             draining: std::sync::atomic::AtomicBool::new(false),
+            keys_reloaded: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -276,25 +289,47 @@ impl Service {
             .map(|(id, _)| *id)
             .collect();
         self.auth.forget(&changed);
+        self.auth.set_verifications_per_failure(view.max_passwords);
         self.limits.update(&view);
-        if self.settings.keys_in_database {
-            if let Some(keys) = self.storage.read(storage::load_keys).await? {
-                let keys = Arc::new(keys);
-                if *self.keys() != *keys {
-                    tracing::info!(key = keys.current_id(), previous = ?keys.previous(), "next-token keys reloaded");
-                }
-                match self.keys.write() {
-                    Ok(mut k) => *k = keys,
-                    Err(p) => *p.into_inner() = keys,
-                }
-            }
-        }
+        self.load_keys().await?;
         let view = Arc::new(view);
         match self.view.write() {
             Ok(mut v) => *v = view,
             Err(p) => *p.into_inner() = view,
         }
         Ok(true)
+    }
+
+    /// Reloads the keys kept in the database (no-op with configured keys).
+    async fn load_keys(&self) -> ServiceResult<()> {
+        if !self.settings.keys_in_database {
+            return Ok(());
+        }
+        if let Some(keys) = self.storage.read(storage::load_keys).await? {
+            let keys = Arc::new(keys);
+            if *self.keys() != *keys {
+                tracing::info!(key = keys.current_id(), previous = ?keys.previous(), "next-token keys reloaded");
+            }
+            match self.keys.write() {
+                Ok(mut k) => *k = keys,
+                Err(p) => *p.into_inner() = keys,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reloads the keys at once (a token names a key this node does not know), at most once a
+    /// second, so that tokens with made-up key ids cannot hammer the database.
+    pub(crate) async fn reload_keys(&self) -> ServiceResult<()> {
+        use std::sync::atomic::Ordering;
+        let now = now_micros();
+        let last = self.keys_reloaded.load(Ordering::Relaxed);
+        if now - last < 1_000_000
+            || self.keys_reloaded.compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed).is_err()
+        {
+            return Ok(());
+        }
+        self.load_keys().await
     }
 
     /// Whether the node should get traffic: not draining, and the database answers within

@@ -74,7 +74,7 @@ pub const MAX_OBJECTS_PER_ENVELOPE: usize = 100_000;
 
 impl Service {
     /// Resolves `next` against this request (T-028) and returns the effective filter and position.
-    fn resolve_cursor(
+    async fn resolve_cursor(
         &self,
         who: &Principal,
         endpoint: Endpoint,
@@ -83,6 +83,10 @@ impl Service {
         q: &Query,
     ) -> ServiceResult<(Filter, Option<Micros>)> {
         let Some(token) = &q.next else { return Ok((q.filter.clone(), None)) };
+        if Cursor::names_unknown_key(token, &self.keys()) {
+            // Another node may have rotated the key a moment ago.
+            self.reload_keys().await?;
+        }
         let cursor = Cursor::decode(token, &self.keys(), crate::model::time::now_micros())?;
         let filter = q.has_filters.then_some(&q.filter);
         cursor.check(endpoint, collection, object, who.id(), filter)?;
@@ -117,7 +121,7 @@ impl Service {
         if let Some(id) = object.filter(|id| valid_identifier(id).is_none()) {
             return Err(ServiceError::UnknownObject(id.to_owned()));
         }
-        let (filter, after) = self.resolve_cursor(who, endpoint, &col.id, object, &q)?;
+        let (filter, after) = self.resolve_cursor(who, endpoint, &col.id, object, &q).await?;
         let limit = self.page_size(&q);
         let (cid, oid) = (col.id.clone(), object.map(str::to_owned));
         let key = self.keys();

@@ -60,16 +60,30 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
             (*id, parsed)
         })
         .collect();
-    let creds: Vec<(i64, String, Option<i64>, Option<i64>)> = credentials::table
-        .select((credentials::partner_id, credentials::id, credentials::expires_at, credentials::revoked_at))
+    let creds: Vec<(i64, String, Option<i64>, Option<i64>, String)> = credentials::table
+        .select((
+            credentials::partner_id,
+            credentials::id,
+            credentials::expires_at,
+            credentials::revoked_at,
+            credentials::kind,
+        ))
         .order((credentials::partner_id, credentials::id))
         .load(c)?;
+    let now = crate::model::time::now_micros();
+    let mut passwords: HashMap<i64, usize> = HashMap::new();
+    for (partner, _, expires, revoked, kind) in &creds {
+        if kind == "password" && revoked.is_none() && expires.is_none_or(|e| e > now) {
+            *passwords.entry(*partner).or_default() += 1;
+        }
+    }
+    let max_passwords = passwords.values().copied().max().unwrap_or(1);
     let login_state = names
         .iter()
         .map(|(id, name)| {
             let mut h = Sha256::new();
             h.update(name.as_bytes());
-            for (_, cid, expires, revoked) in creds.iter().filter(|r| r.0 == *id) {
+            for (_, cid, expires, revoked, _) in creds.iter().filter(|r| r.0 == *id) {
                 h.update(format!("\0{cid}\0{expires:?}\0{revoked:?}").as_bytes());
             }
             (*id, h.finalize().into())
@@ -88,6 +102,7 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
         certificates,
         limits,
         login_state,
+        max_passwords,
         discovery,
         api_roots: roots
             .into_iter()

@@ -127,8 +127,9 @@ pub fn mask_url(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end =
-            out.get(rest_start..).and_then(|r| r.find(['/', '?', '#'])).map_or(out.len(), |i| rest_start + i);
+        // libpq ends the user information at the first '/' (a '?' or '#' may be part of a
+        // password); masking too much is harmless, too little is not.
+        let authority_end = out.get(rest_start..).and_then(|r| r.find('/')).map_or(out.len(), |i| rest_start + i);
         if let Some(authority) = out.get(rest_start..authority_end) {
             if let Some(at) = authority.rfind('@') {
                 if let Some(colon) = authority.get(..at).and_then(|u| u.find(':')) {

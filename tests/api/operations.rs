@@ -101,10 +101,11 @@ fn failed_logins_for_one_partner_never_lock_out_another_behind_the_same_address(
     s.get("/taxii2/", &Auth::Bearer(key)).expect(200);
 }
 
-/// Guessing one name from many addresses trips the per-name limit: then only credentials known
-/// to work are checked; the partner's API key and other partners are untouched.
+/// Guessing one name from many addresses trips the per-name limit: then an address that has
+/// failed for the name gets no further try, but a fresh address is still checked, so the
+/// partner's correct password is never refused because of failures elsewhere.
 #[test]
-fn distributed_guessing_of_one_name_is_limited_per_name() {
+fn distributed_guessing_of_one_name_never_locks_out_its_partner() {
     let s = limits_server(&[
         ("CONCORDIA_TRUSTED_PROXIES", "127.0.0.1"),
         ("CONCORDIA_LOGIN_FAILURES_PER_NAME", "20"),
@@ -115,15 +116,45 @@ fn distributed_guessing_of_one_name_is_limited_per_name() {
     for i in 0..20 {
         let r =
             get_from(&s, "/taxii2/", &Auth::basic("carol", &format!("guess-{i}")), &from(&format!("198.51.100.{i}")));
-        assert_eq!(r.status, 401, "failure {i} from its own address");
+        assert_eq!(r.status, 401, "failure {i}, from its own address");
     }
-    let r = get_from(&s, "/taxii2/", &Auth::basic("carol", "guess-x"), &from("203.0.113.1"));
+    // Under attack: an address that failed for carol gets no further try...
+    let r = get_from(&s, "/taxii2/", &Auth::basic("carol", "guess-x"), &from("198.51.100.3"));
     assert_eq!(r.status, 429, "{}", r.text());
-    // A password never seen on this node is not checked while the name is under attack...
-    assert_eq!(get_from(&s, "/taxii2/", &as_("carol"), &from("203.0.113.2")).status, 429);
-    // ...but an API key always is, and nobody else is affected.
-    assert_eq!(get_from(&s, "/taxii2/", &Auth::Bearer(key), &from("203.0.113.2")).status, 200);
-    assert_eq!(get_from(&s, "/taxii2/", &as_("bob"), &from("198.51.100.1")).status, 200);
+    // ...but a fresh address is still checked: a wrong password is a 401, carol's own a 200.
+    assert_eq!(get_from(&s, "/taxii2/", &Auth::basic("carol", "guess-y"), &from("203.0.113.1")).status, 401);
+    get_from(&s, "/taxii2/", &as_("carol"), &from("203.0.113.2")).expect(200);
+    // Her API key always works, and nobody else is affected.
+    get_from(&s, "/taxii2/", &Auth::Bearer(key), &from("198.51.100.3")).expect(200);
+    get_from(&s, "/taxii2/", &as_("bob"), &from("198.51.100.1")).expect(200);
+}
+
+/// One address trying many names is limited per address too (it could otherwise burn the
+/// password-checking CPU): over the limit, only passwords known to work are checked from it.
+/// IPv6 clients are counted per /64.
+#[test]
+fn one_address_failing_for_many_names_is_limited() {
+    let s = limits_server(&[
+        ("CONCORDIA_TRUSTED_PROXIES", "127.0.0.1"),
+        ("CONCORDIA_LOGIN_FAILURES_PER_ADDRESS", "30"),
+        ("CONCORDIA_AUTH_CACHE_SECONDS", "0"),
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    get_from(&s, "/taxii2/", &as_("dave"), &from("2001:db8:1:2::1")).expect(200); // known good from now on
+    for i in 0..30 {
+        let r = get_from(
+            &s,
+            "/taxii2/",
+            &Auth::basic(&format!("name-{i}"), "x"),
+            &from(&format!("2001:db8:1:2::{:x}", i + 10)),
+        );
+        assert_eq!(r.status, 401, "failure {i}");
+    }
+    // Another host of the same /64, with a password never seen here: refused unchecked.
+    assert_eq!(get_from(&s, "/taxii2/", &as_("bob"), &from("2001:db8:1:2::ff")).status, 429);
+    // A password known to work is still checked; another network is not affected.
+    get_from(&s, "/taxii2/", &as_("dave"), &from("2001:db8:1:2::ff")).expect(200);
+    get_from(&s, "/taxii2/", &as_("bob"), &from("2001:db8:1:3::1")).expect(200);
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -136,8 +167,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[test]
 fn unknown_names_and_wrong_passwords_take_the_same_time() {
     let s = limits_server(&[
-        ("CONCORDIA_LOGIN_FAILURES_PER_ADDRESS", "100000"),
+        ("CONCORDIA_LOGIN_FAILURES_PER_ADDRESS_AND_NAME", "100000"),
         ("CONCORDIA_LOGIN_FAILURES_PER_NAME", "100000"),
+        ("CONCORDIA_LOGIN_FAILURES_PER_ADDRESS", "100000"),
     ]);
     let time = |auth: Auth| {
         let started = Instant::now();
@@ -159,6 +191,27 @@ fn unknown_names_and_wrong_passwords_take_the_same_time() {
     println!("login timing: known name, wrong password median {k:?}; unknown name median {u:?}; ratio {ratio:.3}");
     assert!(ratio <= 1.2, "medians differ by more than 20%: known {k:?}, unknown {u:?}");
     assert!(k > Duration::from_millis(2), "a wrong password costs a memory-hard verification ({k:?})");
+}
+
+/// A partner with two passwords (in the middle of a rotation) must not stand out either: every
+/// failed password login costs as many verifications as the partner with the most passwords has.
+#[test]
+fn every_failed_login_costs_the_same_number_of_verifications() {
+    let s = limits_server(&[]);
+    let verifications = || metric(&s, "concordia_password_verifications_total");
+    let cost = |auth: Auth| {
+        let before = verifications();
+        assert_eq!(s.get("/taxii2/", &auth).status, 401);
+        verifications() - before
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cost(Auth::basic("alice", "wrong-1")), 1.0);
+    assert_eq!(cost(Auth::basic("nobody", "wrong-1")), 1.0);
+    s.add_password("alice", "alices-second-password");
+    std::thread::sleep(Duration::from_millis(500));
+    for (name, i) in [("alice", 2), ("bob", 3), ("nobody", 4), ("not a valid name!", 5)] {
+        assert_eq!(cost(Auth::basic(name, &format!("wrong-{i}"))), 2.0, "{name}");
+    }
 }
 
 /// A policy change invalidates only the logins it affects: changing grants keeps every cached
@@ -204,7 +257,12 @@ fn allow_from_uses_the_forwarded_address_only_from_trusted_proxies() {
     let s = limits_server(&[("CONCORDIA_TRUSTED_PROXIES", "127.0.0.0/8")]);
     // Through the trusted proxy: the forwarded address decides.
     get_from(&s, "/taxii2/", &as_("alice"), &from("192.0.2.10")).expect(200);
-    get_from(&s, "/taxii2/", &as_("alice"), &[("Forwarded", "for=\"[2001:db8::7]:4711\"".into())]).expect(200);
+    // The proxy writes X-Forwarded-For; a Forwarded header is the client's own and is ignored.
+    get_from(&s, "/taxii2/", &as_("alice"), &[("Forwarded", "for=192.0.2.10".into())]).expect(403);
+    let rfc7239 =
+        limits_server(&[("CONCORDIA_TRUSTED_PROXIES", "127.0.0.0/8"), ("CONCORDIA_FORWARDED_HEADER", "forwarded")]);
+    get_from(&rfc7239, "/taxii2/", &as_("alice"), &[("Forwarded", "for=\"[2001:db8::7]:4711\"".into())]).expect(200);
+    get_from(&rfc7239, "/taxii2/", &as_("alice"), &from("192.0.2.10")).expect(403);
     let r = get_from(&s, "/taxii2/", &as_("alice"), &from("198.51.100.1"));
     r.expect(403);
     assert_eq!(r.json()["error_code"], "address_not_allowed");
@@ -326,6 +384,37 @@ fn a_stalled_body_is_a_taxii_408_and_the_connection_closes() {
     let r = raw_http_paced(&s.base, &[(b"GET /taxii2/ HTTP/1.1\r\nHost: x\r\n", Duration::ZERO)]).unwrap();
     r.expect_taxii_error(408);
     assert!(started.elapsed() < Duration::from_secs(5), "the 1 s head timeout applies ({:?})", started.elapsed());
+
+    // Every request on a keep-alive connection has the head timeout, not only the first.
+    let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 4096];
+    let n = sock.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    sock.write_all(b"GET /taxii2/ HTTP/1.1\r\nHost: x\r\n").unwrap(); // and nothing more
+    let mut answer = Vec::new();
+    sock.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // A chunked body the server does not read (the request is refused first) is not drained
+    // without end: the connection closes after the answer.
+    let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: {TAXII}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"obj\r\n",
+        objects_path(SHARED)
+    );
+    let started = Instant::now();
+    sock.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    sock.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the connection was held open ({:?})", started.elapsed());
 }
 
 /// The metrics move with the requests: route patterns (never paths or ids), objects served and
@@ -361,6 +450,11 @@ fn metrics_count_requests_objects_and_failures() {
     assert_eq!(sample_value(&text, "concordia_ready"), 1.0);
     assert!(text.contains("concordia_db_pool_wait_seconds_count"), "{text}");
     assert!(text.contains("concordia_validation_seconds_count 1"), "one envelope validated: {text}");
+
+    // Without a token, only direct local clients: never through a proxy.
+    let r = get_from(&s, "/metrics", &Auth::None, &from("198.51.100.1"));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("metrics_token"));
 
     let guarded = limits_server(&[("CONCORDIA_METRICS_TOKEN", "scrape-token-0123456789")]);
     let r = guarded.get("/metrics", &Auth::None);
@@ -398,13 +492,26 @@ fn readyz_turns_503_during_the_drain_while_requests_are_still_served() {
     assert_eq!(code, Some(0), "a clean exit");
 }
 
+/// The id of the key that signed a `next` token (inside its payload).
+fn key_id(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+    serde_json::from_slice::<Value>(&payload).unwrap()["k"].as_str().unwrap().to_owned()
+}
+
 /// `next` tokens name their key; after `rotate-key`, tokens signed with the previous key work
 /// for the grace period, and are refused with a clear message after it.
 #[test]
 fn next_tokens_survive_a_key_rotation_for_the_grace_period() {
-    let s = limits_server(&[]);
+    let mut s = limits_server(&[]);
     let objects: Vec<Value> = (0..3).map(|_| malware(&new_id("malware"))).collect();
     s.add("r", SHARED, &as_("dave"), &objects);
+    // A second node that does not look for policy changes during the test: it learns the new
+    // key only from a token that names it.
+    s.extra_env.push(("CONCORDIA_POLICY_REFRESH_MS".into(), "600000".into()));
+    let slow = s.another_node();
+    s.extra_env.pop();
+    let s = s;
     let page = |next: Option<&str>| {
         let q = next.map_or(String::new(), |n| format!("&next={}", urlencode(n)));
         s.get(&format!("{}?limit=1{q}", objects_path(SHARED)), &as_("dave"))
@@ -414,22 +521,28 @@ fn next_tokens_survive_a_key_rotation_for_the_grace_period() {
     let (ok, out, err) = s.cli(&["rotate-key", "--grace-hours", "1"], None);
     assert!(ok, "{err}");
     assert!(out.contains("rotated"), "{out}");
-    let kid1 = t1.split('.').next().unwrap().to_owned();
+    let kid1 = key_id(&t1);
     assert!(out.contains(&kid1), "the old key id is named: {out}");
     assert!(wait_until(|| {
         let r = page(None);
-        r.status == 200 && !r.json()["next"].as_str().unwrap().starts_with(&kid1)
+        r.status == 200 && key_id(r.json()["next"].as_str().unwrap()) != kid1
     }));
     // The poller in the middle of its run goes on.
     let second = page(Some(&t1));
     second.expect(200);
     let t2 = second.json()["next"].as_str().unwrap().to_owned();
-    assert!(!t2.starts_with(&kid1), "new tokens are signed with the new key");
-    // Rotating again with no grace retires the second key at once; the first is unknown now.
+    assert_ne!(key_id(&t2), kid1, "new tokens are signed with the new key");
+    // The other node has not refreshed, yet pages on with the token the first node signed.
+    let r = slow.get(&format!("{}?limit=1&next={}", objects_path(SHARED), urlencode(&t2)), &as_("dave"));
+    r.expect(200);
+    // Rotating again within the grace period is refused unless forced...
     let (ok, _, err) = s.cli(&["rotate-key", "--grace-hours", "0"], None);
+    assert!(!ok && err.contains("--force"), "{err}");
+    // ...and then, with no grace, retires the second key at once; the first is unknown now.
+    let (ok, _, err) = s.cli(&["rotate-key", "--grace-hours", "0", "--force"], None);
     assert!(ok, "{err}");
-    let kid2 = t2.split('.').next().unwrap().to_owned();
-    assert!(wait_until(|| page(None).json()["next"].as_str().is_some_and(|n| !n.starts_with(&kid2))));
+    let kid2 = key_id(&t2);
+    assert!(wait_until(|| page(None).json()["next"].as_str().is_some_and(|n| key_id(n) != kid2)));
     let r = page(Some(&t2));
     r.expect(400);
     assert_eq!(r.json()["error_code"], "invalid_next");

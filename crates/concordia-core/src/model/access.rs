@@ -200,6 +200,8 @@ pub struct AccessView {
     /// other policy changes (grants, groups, collections) leave cached logins alone, since
     /// rights are resolved from the view on every request.
     pub login_state: HashMap<i64, [u8; 32]>,
+    /// The most active passwords any partner has (what a failed password login is padded to).
+    pub max_passwords: usize,
 }
 
 impl AccessView {

@@ -6,10 +6,13 @@
 //! never widen what a partner sees (T-028); no server-side state is kept, so tokens survive
 //! restarts and work on every node that shares the key.
 //!
-//! A token names the key that signed it (`<key id>.<payload>.<tag>`; the id is a short digest of
-//! the key, not the key). After the server key is rotated, tokens signed with the previous key
-//! stay valid until the end of a grace period, so that a poller in the middle of a paging run is
-//! not broken; after it they are refused with a message saying to restart paging.
+//! A token (`<payload>.<tag>`, both base64url) names the key that signed it inside its payload
+//! (`"k"`: a short digest of the key, not the key). After the server key is rotated, tokens
+//! signed with the previous key stay valid until the end of a grace period, so that a poller in
+//! the middle of a paging run is not broken; after it they are refused with a message saying to
+//! restart paging. Tokens from before key ids (no `"k"`) are tried with each key; and a node of
+//! the previous release verifies the new tokens too (same framing and tag; it ignores `"k"`),
+//! so a rolling upgrade breaks no paging run.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -55,23 +58,37 @@ pub enum CursorError {
     Invalid,
     #[error("the next token was signed with a server key that has since been retired; restart paging without next")]
     Retired,
+    /// Signed with a key this node does not know (yet): another node may have rotated the key a
+    /// moment ago. Answered like `Invalid` if reloading the keys does not help.
+    #[error("the next token is malformed or was not issued by this server; restart paging without next")]
+    UnknownKey,
     #[error("the next token was issued for another request; send it with the same collection, object and filters as the first page")]
     Mismatch,
 }
 
-/// HMAC-SHA256 of the payload, under a domain string and the key id (empty for version 1
-/// tokens, which named no key); HMAC takes keys of any length, so this is always `Some`.
-fn tag(key: &[u8], kid: &str, payload: &[u8]) -> Option<Vec<u8>> {
+/// HMAC-SHA256 of the payload (which holds the key id); HMAC takes keys of any length, so this
+/// is always `Some`.
+fn tag(key: &[u8], payload: &[u8]) -> Option<Vec<u8>> {
     let mut m = <HmacSha256 as Mac>::new_from_slice(key).ok()?;
-    if kid.is_empty() {
-        m.update(b"concordia-next-v1\0");
-    } else {
-        m.update(b"concordia-next-v2\0");
-        m.update(kid.as_bytes());
-        m.update(b"\0");
-    }
+    m.update(b"concordia-next-v1\0");
     m.update(payload);
     Some(m.finalize().into_bytes().get(..TAG_LEN)?.to_vec())
+}
+
+/// What a token's payload says about its key, read before the tag is checked (it only picks the
+/// key to check the tag with).
+#[derive(Deserialize)]
+struct KeyHint {
+    #[serde(default)]
+    k: Option<String>,
+}
+
+/// The payload as signed: the cursor and the id of the signing key.
+#[derive(Serialize)]
+struct Signed<'a> {
+    #[serde(flatten)]
+    cursor: &'a Cursor,
+    k: &'a str,
 }
 
 /// Constant-time comparison of a token's tag with the expected one.
@@ -136,15 +153,22 @@ impl KeyRing {
     pub fn previous(&self) -> Option<(&str, Micros)> {
         self.previous.as_ref().map(|(k, until)| (k.id.as_str(), *until))
     }
+
+    /// The key with this id, and the end of its grace period if it is the previous one.
+    fn find(&self, id: &str) -> Option<(&SigningKey, Option<Micros>)> {
+        if self.current.id == id {
+            return Some((&self.current, None));
+        }
+        self.previous.as_ref().filter(|(k, _)| k.id == id).map(|(k, until)| (k, Some(*until)))
+    }
 }
 
 impl Cursor {
     /// Serialises and signs the cursor with the current key.
     pub fn encode(&self, keys: &KeyRing) -> String {
-        let payload = serde_json::to_vec(self).unwrap_or_default();
-        let kid = &keys.current.id;
-        let t = tag(&keys.current.secret, kid, &payload).unwrap_or_default();
-        format!("{kid}.{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(t))
+        let payload = serde_json::to_vec(&Signed { cursor: self, k: &keys.current.id }).unwrap_or_default();
+        let t = tag(&keys.current.secret, &payload).unwrap_or_default();
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(t))
     }
 
     /// Verifies and decodes a token at time `now`: signed with the current key, or with the
@@ -153,28 +177,38 @@ impl Cursor {
         if token.len() > MAX_TOKEN_LEN {
             return Err(CursorError::Invalid);
         }
-        let mut parts = token.split('.');
-        let (kid, p, t) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(kid), Some(p), Some(t), None) => (kid, p, t),
-            // Version 1, before tokens named their key: signed with the key then current.
-            (Some(p), Some(t), None, None) => ("", p, t),
-            _ => return Err(CursorError::Invalid),
-        };
+        let (p, t) = token.split_once('.').ok_or(CursorError::Invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| CursorError::Invalid)?;
         let given = URL_SAFE_NO_PAD.decode(t).map_err(|_| CursorError::Invalid)?;
-        let verifies = |key: &SigningKey| tag(&key.secret, kid, &payload).is_some_and(|e| tag_matches(&given, &e));
-        let current = (kid.is_empty() || kid == keys.current.id) && verifies(&keys.current);
-        let previous =
-            || keys.previous.as_ref().filter(|(k, _)| kid.is_empty() || kid == k.id).is_some_and(|(k, _)| verifies(k));
-        if !current {
-            if !previous() {
-                return Err(CursorError::Invalid);
+        let verifies = |key: &SigningKey| tag(&key.secret, &payload).is_some_and(|e| tag_matches(&given, &e));
+        let hint = serde_json::from_slice::<KeyHint>(&payload).map_err(|_| CursorError::Invalid)?;
+        let grace_end = match hint.k {
+            Some(id) => {
+                let (key, until) = keys.find(&id).ok_or(CursorError::UnknownKey)?;
+                if !verifies(key) {
+                    return Err(CursorError::Invalid);
+                }
+                until
             }
-            if keys.previous.as_ref().is_some_and(|(_, until)| now > *until) {
-                return Err(CursorError::Retired);
-            }
+            // From before key ids: the current key, else the previous one.
+            None if verifies(&keys.current) => None,
+            None => match &keys.previous {
+                Some((key, until)) if verifies(key) => Some(*until),
+                _ => return Err(CursorError::Invalid),
+            },
+        };
+        if grace_end.is_some_and(|until| now > until) {
+            return Err(CursorError::Retired);
         }
         serde_json::from_slice(&payload).map_err(|_| CursorError::Invalid)
+    }
+
+    /// Whether the token names a signing key this ring does not know (worth reloading the keys:
+    /// another node may have rotated them a moment ago).
+    pub fn names_unknown_key(token: &str, keys: &KeyRing) -> bool {
+        let Some((p, _)) = token.split_once('.') else { return false };
+        let Ok(payload) = URL_SAFE_NO_PAD.decode(p) else { return false };
+        serde_json::from_slice::<KeyHint>(&payload).ok().and_then(|h| h.k).is_some_and(|id| keys.find(&id).is_none())
     }
 
     /// Checks that a decoded cursor belongs to this request: same endpoint, collection, object
@@ -223,30 +257,30 @@ mod tests {
     #[test]
     fn round_trip() {
         let t = cursor().encode(&ring(b"key"));
-        assert!(t.starts_with(&format!("{}.", ring(b"key").current_id())), "{t}");
         assert_eq!(Cursor::decode(&t, &ring(b"key"), 0), Ok(cursor()));
+        let (p, _) = t.split_once('.').unwrap();
+        let payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
+        assert_eq!(payload["k"], ring(b"key").current_id(), "the token names its key");
     }
 
     #[test]
     fn forged_and_edited_tokens_are_refused() {
         let keys = ring(b"key");
         let t = cursor().encode(&keys);
-        assert_eq!(Cursor::decode(&t, &ring(b"other key"), 0), Err(CursorError::Invalid));
-        let mut edited = cursor();
-        edited.partner = 8;
-        let parts: Vec<&str> = t.split('.').collect();
-        let forged = format!(
-            "{}.{}.{}",
-            parts[0],
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&edited).unwrap_or_default()),
-            parts[2]
-        );
-        assert_eq!(Cursor::decode(&forged, &keys, 0), Err(CursorError::Invalid));
+        assert_eq!(Cursor::decode(&t, &ring(b"other key"), 0), Err(CursorError::UnknownKey));
+        let (_, tag) = t.split_once('.').unwrap();
+        let resign =
+            |v: serde_json::Value| format!("{}.{}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap()), tag);
+        let mut edited = serde_json::to_value(cursor()).unwrap();
+        edited["p"] = 8.into();
+        edited["k"] = keys.current_id().into();
+        assert_eq!(Cursor::decode(&resign(edited.clone()), &keys, 0), Err(CursorError::Invalid));
         // The key id is covered by the tag: naming another key does not help.
-        let renamed = format!("00000000.{}.{}", parts[1], parts[2]);
-        assert_eq!(Cursor::decode(&renamed, &keys, 0), Err(CursorError::Invalid));
-        for junk in ["", ".", "..", "...", "abc", "abc.def", "%%%.%%%", "a.b.c.d"] {
-            assert_eq!(Cursor::decode(junk, &keys, 0), Err(CursorError::Invalid));
+        edited["p"] = 7.into();
+        edited["k"] = "00000000".into();
+        assert_eq!(Cursor::decode(&resign(edited), &keys, 0), Err(CursorError::UnknownKey));
+        for junk in ["", ".", "..", "abc", "abc.def", "%%%.%%%", "a.b.c"] {
+            assert!(Cursor::decode(junk, &keys, 0).is_err(), "{junk}");
         }
     }
 
@@ -261,21 +295,32 @@ mod tests {
         // New tokens are signed with the new key.
         let fresh = cursor().encode(&rotated);
         assert_eq!(Cursor::decode(&fresh, &rotated, 5_000), Ok(cursor()));
-        assert_eq!(Cursor::decode(&fresh, &old, 0), Err(CursorError::Invalid));
+        assert_eq!(Cursor::decode(&fresh, &old, 0), Err(CursorError::UnknownKey));
+        assert!(Cursor::names_unknown_key(&fresh, &old));
+        assert!(!Cursor::names_unknown_key(&fresh, &rotated));
         // Not a key the ring knows at all.
-        assert_eq!(Cursor::decode(&cursor().encode(&ring(b"stranger")), &rotated, 0), Err(CursorError::Invalid));
+        assert_eq!(Cursor::decode(&cursor().encode(&ring(b"stranger")), &rotated, 0), Err(CursorError::UnknownKey));
     }
 
+    /// The framing and tag of the previous release: its tokens verify here, and it verifies
+    /// ours (it ignores "k"), so a rolling upgrade breaks no paging run.
     #[test]
-    fn version_1_tokens_still_verify() {
+    fn tokens_of_the_previous_release_and_ours_are_compatible() {
         let payload = serde_json::to_vec(&cursor()).unwrap_or_default();
-        let v1 = format!(
+        let old_token = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),
-            URL_SAFE_NO_PAD.encode(tag(b"key", "", &payload).unwrap_or_default())
+            URL_SAFE_NO_PAD.encode(tag(b"key", &payload).unwrap_or_default())
         );
-        assert_eq!(Cursor::decode(&v1, &ring(b"key"), 0), Ok(cursor()));
-        assert_eq!(Cursor::decode(&v1, &ring(b"other"), 0), Err(CursorError::Invalid));
+        assert_eq!(Cursor::decode(&old_token, &ring(b"key"), 0), Ok(cursor()));
+        assert_eq!(Cursor::decode(&old_token, &ring(b"other"), 0), Err(CursorError::Invalid));
+        assert_eq!(Cursor::decode(&old_token, &ring(b"new").with_previous(b"key", 10), 5), Ok(cursor()));
+        // The previous release's decoder: one '.', the v1 tag, unknown fields ignored.
+        let ours = cursor().encode(&ring(b"key"));
+        let (p, t) = ours.split_once('.').unwrap();
+        let p = URL_SAFE_NO_PAD.decode(p).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(t).unwrap(), tag(b"key", &p).unwrap());
+        assert_eq!(serde_json::from_slice::<Cursor>(&p).unwrap(), cursor());
     }
 
     #[test]

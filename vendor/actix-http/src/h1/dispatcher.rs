@@ -33,7 +33,7 @@ use crate::{
     config::ServiceConfig,
     error::{DispatchError, ParseError, PayloadError},
     service::HttpFlow,
-    ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
+    ConnectionType, Error, Extensions, OnConnectData, Request, Response, StatusCode,
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
@@ -965,7 +965,10 @@ where
                                     let (sender, payload) = Payload::create(false);
                                     *req.payload() = crate::Payload::H1 { payload };
                                     *this.payload = Some(sender);
-                                    *this.payload_drainable = req.chunked().unwrap_or(false);
+                                    // Concordia patch: an unread body is never drained
+                                    // (which no timer bounds); the connection closes after the
+                                    // response instead, as it does for a Content-Length body.
+                                    *this.payload_drainable = false;
                                 }
                             }
 
@@ -1387,6 +1390,12 @@ where
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+                        // Concordia patch: the head of every request on the connection must
+                        // arrive within the deadline, not only the first one's (otherwise a
+                        // client could send one quick request, then trickle the next forever).
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            inner.head_timer.set_and_init(cx, sleep_until(deadline.into()), line!());
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
