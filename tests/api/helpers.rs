@@ -216,9 +216,14 @@ impl TestServer {
     pub fn spawn(&mut self) {
         let mut cmd = Command::new(BIN);
         cmd.arg("--database-url").arg(self.db_url()).args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"]);
-        // SIGTERM stops at once (tests of the drain set their own grace period).
+        // SIGTERM stops at once (tests of the drain set their own grace period). Some tests
+        // send requests as fast as a release build answers them, faster than the default rate
+        // limit allows any partner; the limits have their own tests (operations.rs), which set
+        // them in the policy.
         cmd.env("CONCORDIA_POLICY_REFRESH_MS", "100")
             .env("CONCORDIA_SHUTDOWN_GRACE_SECONDS", "0")
+            .env("CONCORDIA_RATE_LIMIT_REQUESTS_PER_SECOND", "1000000")
+            .env("CONCORDIA_RATE_LIMIT_BURST", "1000000")
             .env("RUST_LOG", "warn");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
