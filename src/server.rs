@@ -211,6 +211,9 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
             .app_data(public.clone())
             .app_data(http_settings.clone())
             .wrap(middleware::from_fn(crate::http::request_layer))
+            // Outermost: gzip or zstd when Accept-Encoding asks for it (pages compress several
+            // times over); the request layer's metrics and audit see the uncompressed answer.
+            .wrap(middleware::Compress::default())
             .configure(crate::http::configure)
             .default_service(web::to(crate::http::no_route))
     })

@@ -22,6 +22,13 @@ pub enum HttpError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than this API root's max_content_length of {0} bytes; send smaller envelopes")]
     TooLarge(i64),
+    /// A compressed body that inflates beyond `max_content_length` (the limit applies to the
+    /// decompressed size: a gzip bomb is refused, never inflated into memory).
+    #[error("the request body, once decompressed, is larger than this API root's max_content_length of {0} bytes; send smaller envelopes")]
+    InflatesTooLarge(i64),
+    /// A `Content-Encoding` other than gzip or identity.
+    #[error("Content-Encoding '{0}' is not supported; send the body uncompressed or with Content-Encoding: gzip")]
+    UnsupportedEncoding(String),
     #[error("{0}")]
     BadRequest(String),
     /// The request's HTTP framing is broken (e.g. malformed chunked encoding).
@@ -85,7 +92,12 @@ impl HttpError {
             HttpError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type", "unsupported_media_type")
             }
-            HttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "too_large"),
+            HttpError::TooLarge(_) | HttpError::InflatesTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", "too_large")
+            }
+            HttpError::UnsupportedEncoding(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type", "unsupported_content_encoding")
+            }
             HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request", "bad_request"),
             HttpError::MalformedRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request", "malformed_request"),
             HttpError::NoRoute => (StatusCode::NOT_FOUND, "Not Found", "no_endpoint"),
@@ -189,6 +201,10 @@ impl ResponseError for HttpError {
         if let HttpError::Service(ServiceError::Limited { retry_after, .. }) = self {
             let secs = crate::service::limits::retry_after_seconds(*retry_after);
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        if matches!(self, HttpError::UnsupportedEncoding(_)) {
+            // RFC 9110 §15.5.16: name the codings that are accepted.
+            response.headers_mut().insert(header::ACCEPT_ENCODING, header::HeaderValue::from_static("gzip, identity"));
         }
         if matches!(self, HttpError::BodyTimeout(_)) {
             // The rest of the body may still come: the connection cannot carry another request.

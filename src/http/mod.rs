@@ -2,6 +2,7 @@
 //! Paths work with and without the trailing slash, without redirects (T-060).
 
 pub mod client;
+pub mod coding;
 pub mod error;
 pub mod media;
 
@@ -695,7 +696,14 @@ async fn add_objects(req: HttpRequest, payload: web::Payload, svc: Svc) -> HttpR
     if !media::is_taxii21_content_type(ct) {
         return Err(HttpError::UnsupportedMediaType(ct.unwrap_or("none").to_owned()));
     }
+    let coding = coding::request_coding(&req)?;
     let body = read_body(&req, payload, max).await?;
+    let body = match coding {
+        coding::BodyCoding::Identity => body,
+        coding::BodyCoding::Gzip => tokio::task::spawn_blocking(move || coding::inflate(&body, max))
+            .await
+            .map_err(crate::service::ServiceError::from)??,
+    };
     let status = svc.add_objects(&caller, &meta(&req), root, col, body).await.inspect_err(|e| {
         let what = match e {
             crate::service::ServiceError::Limited { what, .. } => Some(*what),

@@ -79,6 +79,13 @@ impl From<StorageError> for ServiceError {
     }
 }
 
+/// A blocking task that could not finish (the runtime is shutting down): retry.
+impl From<tokio::task::JoinError> for ServiceError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ServiceError::Unavailable(StorageError::Unavailable(Box::new(e)))
+    }
+}
+
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 fn limited_message(what: &str, retry_after: std::time::Duration) -> String {

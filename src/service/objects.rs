@@ -221,8 +221,7 @@ impl Service {
             crate::metrics::get().validation_seconds.observe(started.elapsed().as_secs_f64());
             parsed
         })
-        .await
-        .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))??;
+        .await??;
         // The write limit counts every object the envelope holds, stored or refused.
         self.limits.admit_write(who, items.len() + failures.len())?;
         let mut record = self.request_record(caller, meta, "add_objects", Some(&r.name), Some(&col.id), None);
@@ -262,8 +261,7 @@ impl Service {
             let raws: Vec<&str> = objects.iter().map(String::as_str).collect();
             prepare_texts(&validator, &sharing, &raws)
         })
-        .await
-        .map_err(|e| ServiceError::Unavailable(storage::StorageError::Unavailable(Box::new(e))))?;
+        .await?;
         let mut record = operator.record(
             "import",
             serde_json::json!({ "as_partner": partner_name(partner), "operator_override": operator_override && !rights.write }),
