@@ -121,6 +121,27 @@ def read_cell(r, notes, cap):
     return cell, r["objects_per_s"]
 
 
+def plain_read(r):
+    return not r.get("gzip")
+
+
+def gzip_read(r):
+    return bool(r.get("gzip"))
+
+
+def gzip_read_cell(r, notes, cap):
+    """A full read in gzip: the read's cell, then the bytes on the wire against the JSON."""
+    if r is None:
+        return "—", None
+    cell, rate = read_cell(r, notes, cap)
+    wire, plain = r.get("wire_bytes"), r.get("bytes")
+    if wire and plain and r.get("gzip_pages"):
+        cell += f"; {wire / 1e6:,.0f} MB on the wire for {plain / 1e6:,.0f} MB ({plain / wire:.1f}× smaller)"
+    elif r.get("pages") and not r.get("gzip_pages"):
+        cell += notes.add("the server sent no page compressed")
+    return cell, rate
+
+
 def filtered_cell(w, notes, timeout, peer):
     if w is None:
         return "—", None
@@ -292,7 +313,10 @@ def main():
                 {s: ingest_cell(one("ingest", s, size, lambda r, c=clients: r.get("clients") == c or r.get("failed")),
                                 notes, a.peer_cap) for s in servers})
         row("full read, `limit=1000`, following `next` (✓ = every object exactly once)",
-            {s: read_cell(one("read", s, size), notes, a.peer_cap) for s in servers})
+            {s: read_cell(one("read", s, size, plain_read), notes, a.peer_cap) for s in servers})
+        if any(one("read", s, size, gzip_read) for s in servers):
+            row("full read as above, `Accept-Encoding: gzip` (MB on the wire for the MB of JSON)",
+                {s: gzip_read_cell(one("read", s, size, gzip_read), notes, a.peer_cap) for s in servers})
         for key, title in FILTERED:
             cells = {}
             for s in servers:
@@ -352,11 +376,11 @@ def main():
             need = 300_000 if s == "concordia-sqlite" else 150_000
             series = []
             for size in sizes:
-                r = one("read", s, size)
+                r = one("read", s, size, plain_read)
                 if r and not r.get("failed"):
                     series.append((size, r.get("objects_per_s", 0), r.get("ok")))
             top_rate = next((x[1] for x in series if x[0] == top), None)
-            pages = {z: (one("read", s, z) or {}).get("page_p50_ms") for z, _, _ in series}
+            pages = {z: (one("read", s, z, plain_read) or {}).get("page_p50_ms") for z, _, _ in series}
             flat = " → ".join(
                 f"{size_label(z)}: {num(v)}" + (f" (page p50 {pages[z]:.1f} ms)" if pages.get(z) is not None else "")
                 for z, v, _ in series)

@@ -155,7 +155,7 @@ server_log_tail() { [[ -f $1 ]] && tail -n 30 "$1" >&2 || true; }
 
 # ---- build, data ------------------------------------------------------------------------------
 log "build (release)"
-(cd "$REPO" && cargo build --release --bin concordia --bin taxii-bench)
+(cd "$REPO" && cargo build --release -p concordia -p taxii-bench)
 # Copies: a build by someone else in the same (shared) target directory must not swap the
 # binaries in the middle of a run.
 mkdir -p "$WORK/bin"
@@ -234,7 +234,8 @@ settle() {
 }
 
 # workloads SERVER SIZE URL API_ROOT C1 C4 PEER(0|1) RSS_FLAGS
-# Order: ingest (1 client), ingest (4 clients), match[id], full read, match[type], manifest: the
+# Order: ingest (1 client), ingest (4 clients), match[id], full read, full read in gzip (Concordia
+# only), match[type], manifest: the
 # workloads that make a slow peer fall over come last.
 workloads() {
   local server="$1" n="$2" url="$3" root="$4" c1="$5" c4="$6" peer="$7" rss_flags="$8"
@@ -261,12 +262,18 @@ workloads() {
   if ((known == 0)); then
     note "$server" "$n" "nothing was stored: reads skipped"
   else
-    for wl in id read type manifest; do
+    for wl in id read readgz type manifest; do
       settle "$server" "$n" "$wl" "$settle_max"
       if [[ $wl == read ]]; then
         log "$server, $n objects: full read ($known objects)"
         bench "$server" "$n" "$hard" read "${t[@]}" --collection "$c1" --file "$file" --known "$known" \
           --limit 1000 "${cap_args[@]}" "${timeout_args[@]}" >&2
+      elif [[ $wl == readgz ]]; then
+        # The peers do not compress (a gzip read of theirs would be the plain read again).
+        ((peer)) && continue
+        log "$server, $n objects: full read with Accept-Encoding: gzip ($known objects)"
+        bench "$server" "$n" "$hard" read "${t[@]}" --collection "$c1" --file "$file" --known "$known" \
+          --limit 1000 --gzip >&2
       else
         log "$server, $n objects: filtered reads ($wl), $connections connections, ${duration} s"
         bench "$server" "$n" $((duration + peer_timeout + 600)) filtered "${t[@]}" --collection "$c1" \

@@ -95,8 +95,17 @@ fn watch_tls(tls: Arc<Tls>, every: Duration) {
 /// every request on it (`HttpRequest::conn_data`).
 fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
     use actix_tls::accept::rustls_0_23::TlsStream;
-    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
-        let (_, session) = tls.get_ref();
+    use actix_web::rt::net::TcpStream;
+    // TCP_NODELAY: an answer goes out in several writes (a compressed page's last chunk comes
+    // after its body), and with Nagle's algorithm the last small write waits for the client's
+    // delayed ACK: 40 ms stalls on keep-alive connections. Every write here is a whole answer
+    // or a large part of one, so nothing is lost by sending at once.
+    if let Some(tcp) = conn.downcast_ref::<TcpStream>() {
+        let _ = tcp.set_nodelay(true);
+    }
+    if let Some(tls) = conn.downcast_ref::<TlsStream<TcpStream>>() {
+        let (tcp, session) = tls.get_ref();
+        let _ = tcp.set_nodelay(true);
         if let Some(cert) = session.peer_certificates().and_then(<[_]>::first) {
             ext.insert(crate::tls::peer_certificate(cert.as_ref()));
         }

@@ -159,6 +159,10 @@ struct ReadArgs {
     /// Give up after this many seconds (the run is then reported as capped).
     #[arg(long)]
     max_seconds: Option<f64>,
+    /// Ask for gzip pages (`Accept-Encoding: gzip`), inflate them as a client would, and report
+    /// the bytes on the wire next to the bytes inflated.
+    #[arg(long)]
+    gzip: bool,
     #[command(flatten)]
     output: Output,
 }
@@ -870,11 +874,13 @@ struct Conn {
     ep: Arc<Endpoint>,
     io: Option<BufReader<TcpStream>>,
     line: String,
+    /// Extra header lines sent with every request (e.g. `Accept-Encoding`).
+    extra: String,
 }
 
 impl Conn {
     fn new(ep: Arc<Endpoint>) -> Self {
-        Conn { ep, io: None, line: String::new() }
+        Conn { ep, io: None, line: String::new(), extra: String::new() }
     }
 
     fn connect(&self) -> Result<BufReader<TcpStream>> {
@@ -900,6 +906,7 @@ impl Conn {
     fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Response> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: {TAXII_MEDIA}\r\n", self.ep.host);
         head.push_str("User-Agent: taxii-bench\r\n");
+        head.push_str(&self.extra);
         if let Some(a) = &self.ep.auth {
             head.push_str(&format!("Authorization: {a}\r\n"));
         }
@@ -1373,7 +1380,11 @@ fn read(a: &ReadArgs) -> Result<bool> {
     let expect_n = a.expect.or(expected.as_ref().map(HashSet::len));
     let stop_at = deadline(a.max_seconds)?;
     let mut conn = Conn::new(ep.clone());
-    let (mut pages, mut bytes) = (0u64, 0u64);
+    if a.gzip {
+        conn.extra.push_str("Accept-Encoding: gzip\r\n");
+    }
+    // Bytes inflated (the JSON), bytes on the wire (the same unless compressed), compressed pages.
+    let (mut pages, mut bytes, mut wire, mut gzipped) = (0u64, 0u64, 0u64, 0u64);
     let mut latencies = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut capped = false;
@@ -1411,16 +1422,30 @@ fn read(a: &ReadArgs) -> Result<bool> {
                 break;
             }
             pages += 1;
-            bytes += r.body.len() as u64;
-            let (more, next, empty) = match serde_json::from_slice::<PageHead<'_>>(&r.body) {
+            wire += r.body.len() as u64;
+            let date_added_last = r.header("X-TAXII-Date-Added-Last").map(str::to_owned);
+            let compressed = r.header("Content-Encoding").is_some_and(|c| c.eq_ignore_ascii_case("gzip"));
+            let body = if compressed {
+                // As a client would: inflate before finding `next` (on the paging thread).
+                gzipped += 1;
+                let mut plain = Vec::with_capacity(r.body.len() * 6);
+                if let Err(e) = flate2::read::GzDecoder::new(&r.body[..]).read_to_end(&mut plain) {
+                    errors.push(format!("page {pages} is not valid gzip: {e}"));
+                    break;
+                }
+                plain
+            } else {
+                r.body
+            };
+            bytes += body.len() as u64;
+            let (more, next, empty) = match serde_json::from_slice::<PageHead<'_>>(&body) {
                 Ok(p) => (p.more, p.next, p.objects.is_none_or(|o| o.get().trim_start().starts_with("[]"))),
                 Err(e) => {
                     errors.push(format!("page {pages} is not an envelope: {e}"));
                     break;
                 }
             };
-            let date_added_last = r.header("X-TAXII-Date-Added-Last").map(str::to_owned);
-            if tx.send((pages, r.body)).is_err() {
+            if tx.send((pages, body)).is_err() {
                 errors.push("the checker thread stopped".into());
                 break;
             }
@@ -1475,6 +1500,15 @@ fn read(a: &ReadArgs) -> Result<bool> {
     if let Some(n) = expect_n {
         text.push_str(&format!(" (expected {})", thousands(n as f64)));
     }
+    if a.gzip {
+        text.push_str(&format!(
+            "\n  gzip: {gzipped} of {pages} pages compressed; {:.1} MB on the wire for {:.1} MB of JSON ({:.1}x), {:.1} MB/s on the wire",
+            wire as f64 / 1e6,
+            bytes as f64 / 1e6,
+            bytes as f64 / (wire as f64).max(1.0),
+            wire as f64 / 1e6 / secs,
+        ));
+    }
     if capped {
         text.push_str(&format!("\n  CAPPED: stopped after {:.0} s", a.max_seconds.unwrap_or(0.0)));
     }
@@ -1484,6 +1518,7 @@ fn read(a: &ReadArgs) -> Result<bool> {
     let summary = json!({
         "objects": objects, "unique": unique, "duplicates": duplicates, "missing": missing,
         "unexpected": unexpected, "expected": expect_n, "pages": pages, "limit": a.limit, "bytes": bytes,
+        "wire_bytes": wire, "wire_mb_per_s": wire as f64 / 1e6 / secs, "gzip": a.gzip, "gzip_pages": gzipped,
         "seconds": secs, "objects_per_s": rate, "mb_per_s": bytes as f64 / 1e6 / secs,
         "page_p50_ms": pct(&lat, 0.5) * 1e3, "page_p99_ms": pct(&lat, 0.99) * 1e3,
         "first_page_ms": first_page * 1e3,
