@@ -8,7 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 
 use super::schema::{collection_clock, objects};
 use super::{per_backend, AnyConnection, Conn, MultiBackend, StorageError, StorageResult};
@@ -100,6 +102,37 @@ fn advance_clock(c: &mut Conn, collection: &str, last: i64) -> StorageResult<()>
     Ok(())
 }
 
+/// The version index's key: `collection_id || '/' || stix_id` (neither holds a '/'), as SQL.
+///
+/// Every lookup by id (an envelope's ids, one object, `match[id]`, the versions of an object)
+/// is written against this expression, and only the version index holds it (migration
+/// `version_index_by_expression`). Collection and id are one index column, so a lookup has a
+/// single way to use the index: one probe per key. With the two as separate columns,
+/// PostgreSQL could read the collection's whole range of the index (or of the position index)
+/// and filter the ids there, which it did whenever its statistics said the collection was
+/// nearly empty: a collection loaded since the last ANALYZE, next to a large one. Paging
+/// queries use the plain `collection_id` column, which only the position, latest and type
+/// indexes hold. The expression is SQL text, never a bind: a bound '/' would not match the
+/// index expression in a generic plan.
+const OBJECT_KEY: &str = "objects.collection_id || '/' || objects.stix_id";
+
+/// The version index key of one object of a collection.
+fn object_key(collection: &str, stix_id: &str) -> String {
+    format!("{collection}/{stix_id}")
+}
+
+fn key_is(collection: &str, stix_id: &str) -> diesel::dsl::Eq<SqlLiteral<Text>, String> {
+    diesel::dsl::sql::<Text>(OBJECT_KEY).eq(object_key(collection, stix_id))
+}
+
+fn key_in<'i>(
+    collection: &str,
+    ids: impl IntoIterator<Item = &'i str>,
+) -> diesel::dsl::EqAny<SqlLiteral<Text>, Vec<String>> {
+    diesel::dsl::sql::<Text>(OBJECT_KEY)
+        .eq_any(ids.into_iter().map(|id| object_key(collection, id)).collect::<Vec<_>>())
+}
+
 /// Stores the objects of one envelope (call inside a write transaction). Returns one outcome per
 /// object, in order.
 pub fn insert(
@@ -119,11 +152,7 @@ pub fn insert(
     ids.dedup();
     let mut existing: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
     for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let rows: Vec<(String, String, String, String)> = objects::table
-            .filter(objects::collection_id.eq(collection))
-            .filter(objects::stix_id.eq_any(chunk))
-            .select((objects::stix_id, objects::version_key, objects::spec_version, objects::version))
-            .load(c)?;
+        let rows: Vec<(String, String, String, String)> = stored_versions(collection, chunk).load(c)?;
         for (id, key, spec, version) in rows {
             existing.entry(id).or_default().push((key, spec, version));
         }
@@ -222,12 +251,23 @@ pub fn insert(
     Ok(outcomes)
 }
 
+/// The versions already stored for some ids of a collection: (id, version key, spec version,
+/// version). The lookup every envelope makes under the collection's write lock.
+pub(super) fn stored_versions<'a>(
+    collection: &'a str,
+    ids: &'a [&'a str],
+) -> objects::BoxedQuery<'a, MultiBackend, (Text, Text, Text, Text)> {
+    objects::table
+        .filter(key_in(collection, ids.iter().copied()))
+        .select((objects::stix_id, objects::version_key, objects::spec_version, objects::version))
+        .into_boxed()
+}
+
 /// Recomputes the version flags of every stored version of one object.
 pub fn recompute_flags(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<()> {
     type FlagRow = (i64, String, String, (i32, i32, i32, i32, i32, i32));
     let rows: Vec<FlagRow> = objects::table
-        .filter(objects::collection_id.eq(collection))
-        .filter(objects::stix_id.eq(stix_id))
+        .filter(key_is(collection, stix_id))
         .select((
             objects::seq,
             objects::spec_version,
@@ -306,17 +346,29 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     // cannot use an index for (`latest + 0`, `stix_type || ''`, `date_added + 0`).
     let by_id = p.object.is_some() || !p.filter.ids.is_empty();
     let f = p.filter;
-    q = q.filter(objects::collection_id.eq(p.collection));
-    if let Some(id) = p.object {
-        q = q.filter(objects::stix_id.eq(id));
-    }
-    if !f.ids.is_empty() {
-        q = q.filter(objects::stix_id.eq_any(f.ids.clone()));
+    // By id: the version index's key, whatever the statistics say (see `OBJECT_KEY`), which
+    // carries the collection. Otherwise the plain column, which only the position, latest and
+    // type indexes hold.
+    match p.object {
+        Some(id) => {
+            q = q.filter(key_is(p.collection, id));
+            if !f.ids.is_empty() {
+                q = q.filter(objects::stix_id.eq_any(f.ids.clone()));
+            }
+        }
+        None if !f.ids.is_empty() => q = q.filter(key_in(p.collection, f.ids.iter().map(String::as_str))),
+        None => q = q.filter(objects::collection_id.eq(p.collection)),
     }
     if !f.types.is_empty() {
         if by_id {
             // Keep the planner on the id index (see below).
             q = q.filter(objects::stix_type.concat("").eq_any(f.types.clone()));
+        } else if let [one] = f.types.as_slice() {
+            // One type: an equality, so that the type index returns the page in date_added
+            // order (PostgreSQL reads `= ANY(…)` on a second index column as unordered, and
+            // would rather filter the latest index by type, which for a rare type walks most
+            // of the collection).
+            q = q.filter(objects::stix_type.eq(one.clone()));
         } else {
             q = q.filter(objects::stix_type.eq_any(f.types.clone()));
         }
@@ -428,16 +480,9 @@ pub fn page_with_bodies(
     byte_budget: usize,
 ) -> StorageResult<PageRows<(VersionRow, String)>> {
     use diesel::connection::DefaultLoadingMode;
-    let q = objects::table
-        .select((
-            (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
-            objects::body,
-            clock_of(p.collection),
-        ))
-        .into_boxed();
     let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
     let mut bytes = 0usize;
-    for row in apply(q, p).load_iter::<(VersionRow, String, Option<i64>), DefaultLoadingMode>(c)? {
+    for row in bodies_query(p).load_iter::<(VersionRow, String, Option<i64>), DefaultLoadingMode>(c)? {
         let (version, body, snapshot) = row?;
         if !out.rows.is_empty() && bytes + body.len() > byte_budget {
             out.cut = true;
@@ -450,27 +495,53 @@ pub fn page_with_bodies(
     Ok(out)
 }
 
-/// A page of versions without their JSON text (manifest, versions).
-pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRow>> {
+type VersionCols = (diesel::sql_types::BigInt, diesel::sql_types::BigInt, Text, Text, Text);
+
+/// The query of a page with the objects' JSON text (get objects, get an object).
+pub(super) fn bodies_query<'a>(
+    p: &PageQuery<'a>,
+) -> Boxed<'a, (VersionCols, Text, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
+    let q = objects::table
+        .select((
+            (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
+            objects::body,
+            clock_of(p.collection),
+        ))
+        .into_boxed();
+    apply(q, p)
+}
+
+/// The query of a page without the JSON text (manifest, versions).
+pub(super) fn rows_query<'a>(
+    p: &PageQuery<'a>,
+) -> Boxed<'a, (VersionCols, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
     let q = objects::table
         .select((
             (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
             clock_of(p.collection),
         ))
         .into_boxed();
-    let rows: Vec<(VersionRow, Option<i64>)> = apply(q, p).load(c)?;
+    apply(q, p)
+}
+
+/// A page of versions without their JSON text (manifest, versions).
+pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRow>> {
+    let rows: Vec<(VersionRow, Option<i64>)> = rows_query(p).load(c)?;
     let snapshot = rows.first().and_then(|r| r.1);
     Ok(PageRows { rows: rows.into_iter().map(|r| r.0).collect(), snapshot, cut: false })
 }
 
 /// Whether the collection holds any version of an object.
 pub fn exists(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<bool> {
-    let n: i64 = objects::table
-        .filter(objects::collection_id.eq(collection))
-        .filter(objects::stix_id.eq(stix_id))
-        .count()
-        .get_result(c)?;
+    let n: i64 = exists_query(collection, stix_id).get_result(c)?;
     Ok(n > 0)
+}
+
+pub(super) fn exists_query<'a>(
+    collection: &'a str,
+    stix_id: &'a str,
+) -> objects::BoxedQuery<'a, MultiBackend, diesel::sql_types::BigInt> {
+    objects::table.filter(key_is(collection, stix_id)).count().into_boxed()
 }
 
 /// One stored version of an object: (version as written, version key, spec_version, type,
@@ -505,9 +576,15 @@ pub fn delete(c: &mut Conn, collection: &str, stix_id: &str, filter: &Filter) ->
 /// # Errors
 /// Database failures.
 pub fn versions_of(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<Vec<VersionFacts>> {
-    Ok(objects::table
-        .filter(objects::collection_id.eq(collection))
-        .filter(objects::stix_id.eq(stix_id))
+    Ok(versions_query(collection, stix_id).load(c)?)
+}
+
+pub(super) fn versions_query<'a>(
+    collection: &'a str,
+    stix_id: &'a str,
+) -> objects::BoxedQuery<'a, MultiBackend, (Text, Text, Text, Text, diesel::sql_types::BigInt)> {
+    objects::table
+        .filter(key_is(collection, stix_id))
         .select((
             objects::version,
             objects::version_key,
@@ -516,5 +593,5 @@ pub fn versions_of(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResu
             objects::date_added,
         ))
         .order(objects::date_added.asc())
-        .load(c)?)
+        .into_boxed()
 }

@@ -19,6 +19,7 @@ mod mtls;
 mod multinode;
 mod operations;
 mod paging;
+mod plans;
 mod prometheus;
 mod protocol;
 mod tls;
