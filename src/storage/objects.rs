@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
@@ -102,7 +101,7 @@ fn advance_clock(c: &mut Conn, collection: &str, last: i64) -> StorageResult<()>
     Ok(())
 }
 
-/// The version index's key: `collection_id || '/' || stix_id` (neither holds a '/'), as SQL.
+/// The version index's key: `collection_id || '/' || stix_id` (neither holds a '/').
 ///
 /// Every lookup by id (an envelope's ids, one object, `match[id]`, the versions of an object)
 /// is written against this expression, and only the version index holds it (migration
@@ -112,25 +111,40 @@ fn advance_clock(c: &mut Conn, collection: &str, last: i64) -> StorageResult<()>
 /// and filter the ids there, which it did whenever its statistics said the collection was
 /// nearly empty: a collection loaded since the last ANALYZE, next to a large one. Paging
 /// queries use the plain `collection_id` column, which only the position, latest and type
-/// indexes hold. The expression is SQL text, never a bind: a bound '/' would not match the
-/// index expression in a generic plan.
-const OBJECT_KEY: &str = "objects.collection_id || '/' || objects.stix_id";
+/// indexes hold.
+///
+/// The separator is written into the SQL, never bound: a bound '/' would not match the index
+/// expression in a generic plan. And it is a type of its own rather than `dsl::sql(…)`, because
+/// diesel never caches a statement that holds raw SQL, and these are the hottest reads, which
+/// PostgreSQL should parse and plan once per connection.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId, diesel::expression::ValidGrouping)]
+pub(super) struct ObjectKey;
+
+impl Expression for ObjectKey {
+    type SqlType = Text;
+}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for ObjectKey {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("(\"objects\".\"collection_id\" || '/' || \"objects\".\"stix_id\")");
+        Ok(())
+    }
+}
+
+impl AppearsOnTable<objects::table> for ObjectKey {}
+impl SelectableExpression<objects::table> for ObjectKey {}
 
 /// The version index key of one object of a collection.
 fn object_key(collection: &str, stix_id: &str) -> String {
     format!("{collection}/{stix_id}")
 }
 
-fn key_is(collection: &str, stix_id: &str) -> diesel::dsl::Eq<SqlLiteral<Text>, String> {
-    diesel::dsl::sql::<Text>(OBJECT_KEY).eq(object_key(collection, stix_id))
+fn key_is(collection: &str, stix_id: &str) -> diesel::dsl::Eq<ObjectKey, String> {
+    ObjectKey.eq(object_key(collection, stix_id))
 }
 
-fn key_in<'i>(
-    collection: &str,
-    ids: impl IntoIterator<Item = &'i str>,
-) -> diesel::dsl::EqAny<SqlLiteral<Text>, Vec<String>> {
-    diesel::dsl::sql::<Text>(OBJECT_KEY)
-        .eq_any(ids.into_iter().map(|id| object_key(collection, id)).collect::<Vec<_>>())
+fn key_in<'i>(collection: &str, ids: impl IntoIterator<Item = &'i str>) -> diesel::dsl::EqAny<ObjectKey, Vec<String>> {
+    ObjectKey.eq_any(ids.into_iter().map(|id| object_key(collection, id)).collect::<Vec<_>>())
 }
 
 /// Stores the objects of one envelope (call inside a write transaction). Returns one outcome per
@@ -346,7 +360,7 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     // cannot use an index for (`latest + 0`, `stix_type || ''`, `date_added + 0`).
     let by_id = p.object.is_some() || !p.filter.ids.is_empty();
     let f = p.filter;
-    // By id: the version index's key, whatever the statistics say (see `OBJECT_KEY`), which
+    // By id: the version index's key, whatever the statistics say (see `ObjectKey`), which
     // carries the collection. Otherwise the plain column, which only the position, latest and
     // type indexes hold.
     match p.object {

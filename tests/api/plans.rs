@@ -156,3 +156,57 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
     }
     println!("plans: {backend}: {} hot queries keep their index", plans.len());
 }
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Prepared {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    statement: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    runs: i64,
+}
+
+/// The hot reads are prepared statements that a connection parses once and runs again (diesel's
+/// statement cache): every shape below, run three times on one connection, is one prepared
+/// statement that ran three times. (PostgreSQL only: `pg_prepared_statements`.)
+#[test]
+fn hot_reads_are_prepared_once_per_connection() {
+    let s = base_server();
+    if !s.is_postgres() {
+        println!("plans: sqlite: prepared statements are checked on PostgreSQL only");
+        return;
+    }
+    let objs: Vec<Value> = (0..5).map(|_| indicator(&new_id("indicator"), "2021-01-01T00:00:00.000Z")).collect();
+    s.add("r", SHARED, &as_("alice"), &objs);
+    let ids: Vec<String> = objs.iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect();
+    let mut c = concordia::storage::open(&concordia::storage::DbUrl::parse(&s.db_url()).unwrap()).unwrap();
+    use concordia::model::filter::Filter;
+    use concordia::storage::objects::{self as o, PageQuery};
+    let default = Filter::default();
+    let by_ids = Filter { ids: ids.clone(), ..Filter::default() };
+    let typed = Filter { types: vec!["indicator".into()], added_after: Some(1), ..Filter::default() };
+    let shapes = 6;
+    for _ in 0..3 {
+        for (object, filter) in [(None, &default), (None, &by_ids), (None, &typed), (Some(ids[0].as_str()), &default)] {
+            let p = PageQuery { collection: SHARED, object, filter, after: None, fetch: 1001 };
+            assert!(!o::page_with_bodies(&mut c, &p, 1 << 20).unwrap().rows.is_empty());
+        }
+        let p = PageQuery { collection: SHARED, object: None, filter: &default, after: Some(1), fetch: 101 };
+        assert_eq!(o::page(&mut c, &p).unwrap().rows.len(), 5);
+        assert_eq!(o::versions_of(&mut c, SHARED, &ids[1]).unwrap().len(), 1);
+    }
+    let concordia::storage::AnyConnection::Postgresql(pg) = &mut c else { unreachable!() };
+    let prepared: Vec<Prepared> = diesel::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements \
+             WHERE statement LIKE '%FROM \"objects\"%'",
+        ),
+        pg,
+    )
+    .unwrap();
+    for p in &prepared {
+        println!("plans: postgresql: prepared, ran {} times: {}", p.runs, &p.statement[..p.statement.len().min(120)]);
+    }
+    assert_eq!(prepared.len(), shapes, "one prepared statement per shape: {prepared:#?}");
+    assert!(prepared.iter().all(|p| p.runs == 3), "each ran three times: {prepared:#?}");
+    println!("plans: postgresql: hot reads prepared once per connection ({shapes} shapes)");
+}
