@@ -7,11 +7,15 @@
 #   bench/run.sh --postgres URL               # also Concordia on PostgreSQL (URL of an empty database,
 #                                             #   which is wiped before every size)
 #   bench/run.sh --peers                      # also medallion 3.0.0 and OpenTAXII (PyPI, venvs in /var/tmp)
+#   bench/run.sh --runs 3                     # measure Concordia 3 times per size; the table shows medians
 #
 # Options: --duration S (seconds per filtered workload, default 10; --quick: 4), --connections N (16),
 # --peer-cap S (longest a peer may spend on one ingest or full read, default 120), --peer-timeout S
 # (per-request timeout for the peers, default 45), --out FILE (default bench/results.md),
-# --keep (keep the work directory with databases and logs).
+# --keep (keep the work directory with databases and logs), --runs N (default 1; at each size the
+# Concordia servers run N times in a row, alternating backends: SQLite run 1, PostgreSQL run 1, SQLite
+# run 2, ..., each on a fresh database; every Concordia figure in the table is then the median of the
+# N runs, followed by its range (min-max); checks show the worst run; the peers run once).
 # Environment: CARGO_TARGET_DIR (default /var/tmp/concordia-target), BENCH_DATA_DIR (generated data
 # sets, cached; default /var/tmp/concordia-bench-data), BENCH_WORK_DIR (parent of the work
 # directory; default /var/tmp), BENCH_MEDALLION_VENV, BENCH_OPENTAXII_VENV, BENCH_PYTHON (python3.11).
@@ -38,9 +42,10 @@ peer_cap=120
 peer_timeout=45
 out="$HERE/results.md"
 keep=0
+runs=1
 cmdline="bench/run.sh $*"
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
 die() { echo "run.sh: $*" >&2; exit 2; }
 log() { printf '\n==== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)" >&2; }
 
@@ -56,6 +61,7 @@ while (($#)); do
     --peer-timeout) peer_timeout="${2:?}"; shift 2 ;;
     --out) out="${2:?}"; shift 2 ;;
     --keep) keep=1; shift ;;
+    --runs) runs="${2:?--runs needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -70,6 +76,9 @@ duration="${duration:-10}"
 for v in "$duration" "$connections" "$peer_cap" "$peer_timeout"; do
   [[ $v =~ ^[0-9]+$ ]] && ((v > 0 && v <= 3600)) || die "durations and counts must be integers in 1..3600, got $v"
 done
+if ! [[ $runs =~ ^[0-9]+$ ]] || ((runs < 1 || runs > 100)); then
+  die "--runs must be an integer in 1..100, got $runs"
+fi
 
 size_count() {
   case "$1" in
@@ -184,20 +193,23 @@ done
 
 # ---- driver runs ------------------------------------------------------------------------------
 failures=0
+# The run number (1..--runs) of the server being measured; every line written to $RESULTS is tagged
+# with it. The peers run once, as run 1.
+run_no=1
 # bench SERVER SIZE HARDCAP CMD ARGS...: one driver run, its JSON line appended to $RESULTS.
 bench() {
   local server="$1" size="$2" cap="$3" cmd="$4"; shift 4
   local line rc=0
-  line="$(timeout --kill-after=10 "$cap" "$BENCH" "$cmd" "$@" --json --tag server="$server" --tag size="$size")" \
-    || rc=$?
+  line="$(timeout --kill-after=10 "$cap" "$BENCH" "$cmd" "$@" --json --tag server="$server" --tag size="$size" \
+    --tag run="$run_no")" || rc=$?
   if [[ -n $line ]]; then
     echo "$line" >> "$RESULTS"
   else
-    printf '{"cmd":"%s","ok":false,"failed":true,"exit":%d,"tags":{"server":"%s","size":"%s"}}\n' \
-      "$cmd" "$rc" "$server" "$size" >> "$RESULTS"
+    printf '{"cmd":"%s","ok":false,"failed":true,"exit":%d,"tags":{"server":"%s","size":"%s","run":"%s"}}\n' \
+      "$cmd" "$rc" "$server" "$size" "$run_no" >> "$RESULTS"
   fi
   if ((rc != 0)); then
-    echo "run.sh: taxii-bench $cmd against $server at $size exited $rc" >&2
+    echo "run.sh: taxii-bench $cmd against $server at $size (run $run_no) exited $rc" >&2
     [[ $server == concordia-* ]] && failures=$((failures + 1))
   fi
   last_line="$line"
@@ -206,7 +218,8 @@ json_field() { # JSON FIELD: a top-level number of a driver summary (no jq neede
   sed -n "s/.*\"$2\":\([0-9][0-9.]*\).*/\1/p" <<< "$1" | head -n 1
 }
 note() { # SERVER SIZE TEXT
-  printf '{"cmd":"note","tags":{"server":"%s","size":"%s"},"text":"%s"}\n' "$1" "$2" "$3" >> "$RESULTS"
+  printf '{"cmd":"note","tags":{"server":"%s","size":"%s","run":"%s"},"text":"%s"}\n' "$1" "$2" "$run_no" "$3" \
+    >> "$RESULTS"
 }
 
 cpu_ticks() { # PID: CPU time (clock ticks) of the process and its children
@@ -250,12 +263,14 @@ workloads() {
   fi
   local filtered_args=(--connections "$connections" --duration "$duration" "${timeout_args[@]}")
   local t0; t0=$(date +%s)
-  log "$server, $n objects: ingest, 1 client"
+  local what="$server, $n objects"
+  if ((runs > 1 && !peer)); then what+=" (run $run_no of $runs)"; fi
+  log "$what: ingest, 1 client"
   bench "$server" "$n" "$hard" ingest "${t[@]}" --collection "$c1" --file "$file" --clients 1 \
     "${cap_args[@]}" "${timeout_args[@]}" >&2
   known="$(json_field "$last_line" stored)"; known="${known:-0}"
   settle "$server" "$n" "4-client ingest" "$settle_max"
-  log "$server, $n objects: ingest, 4 clients"
+  log "$what: ingest, 4 clients"
   bench "$server" "$n" "$hard" ingest "${t[@]}" --collection "$c4" --file "$file" --clients 4 \
     "${cap_args[@]}" "${timeout_args[@]}" >&2
   stored4="$(json_field "$last_line" stored)"
@@ -265,17 +280,17 @@ workloads() {
     for wl in id read readgz type manifest; do
       settle "$server" "$n" "$wl" "$settle_max"
       if [[ $wl == read ]]; then
-        log "$server, $n objects: full read ($known objects)"
+        log "$what: full read ($known objects)"
         bench "$server" "$n" "$hard" read "${t[@]}" --collection "$c1" --file "$file" --known "$known" \
           --limit 1000 "${cap_args[@]}" "${timeout_args[@]}" >&2
       elif [[ $wl == readgz ]]; then
         # The peers do not compress (a gzip read of theirs would be the plain read again).
         ((peer)) && continue
-        log "$server, $n objects: full read with Accept-Encoding: gzip ($known objects)"
+        log "$what: full read with Accept-Encoding: gzip ($known objects)"
         bench "$server" "$n" "$hard" read "${t[@]}" --collection "$c1" --file "$file" --known "$known" \
           --limit 1000 --gzip >&2
       else
-        log "$server, $n objects: filtered reads ($wl), $connections connections, ${duration} s"
+        log "$what: filtered reads ($wl), $connections connections, ${duration} s"
         bench "$server" "$n" $((duration + peer_timeout + 600)) filtered "${t[@]}" --collection "$c1" \
           --file "$file" --known "$known" --workload "$wl" "${filtered_args[@]}" >&2
       fi
@@ -283,8 +298,8 @@ workloads() {
   fi
   # shellcheck disable=SC2086
   bench "$server" "$n" 60 rss --pid "$server_pid" $rss_flags >&2
-  printf '{"cmd":"timing","tags":{"server":"%s","size":"%s"},"seconds":%d,"stored_1":%s,"stored_4":%s}\n' \
-    "$server" "$n" $(( $(date +%s) - t0 )) "$known" "${stored4:-0}" >> "$RESULTS"
+  printf '{"cmd":"timing","tags":{"server":"%s","size":"%s","run":"%s"},"seconds":%d,"stored_1":%s,"stored_4":%s}\n' \
+    "$server" "$n" "$run_no" $(( $(date +%s) - t0 )) "$known" "${stored4:-0}" >> "$RESULTS"
 }
 
 # ---- Concordia --------------------------------------------------------------------------------
@@ -330,8 +345,9 @@ export TAXII_BENCH_USER=bench
 TAXII_BENCH_PASSWORD="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 export TAXII_BENCH_PASSWORD
 
-run_concordia() { # BACKEND(sqlite|postgres) N
+run_concordia() { # BACKEND(sqlite|postgres) N: one run (number $run_no) on a fresh database
   local backend="$1" n="$2" db dir="$WORK/concordia-$1-$2" port
+  if ((runs > 1)); then dir+="-run$run_no"; fi
   mkdir -p "$dir"
   if [[ $backend == sqlite ]]; then
     db="sqlite://$dir/concordia.db"
@@ -350,10 +366,12 @@ run_concordia() { # BACKEND(sqlite|postgres) N
   wait_http "http://127.0.0.1:$port/healthz" || { server_log_tail "$dir/server.log"; die "Concordia did not start"; }
   workloads "concordia-$backend" "$n" "http://127.0.0.1:$port" bench "$C1" "$C4" 0 ""
   if [[ $backend == sqlite ]]; then
-    printf '{"cmd":"db","tags":{"server":"concordia-sqlite","size":"%s"},"bytes":%s}\n' "$n" \
+    printf '{"cmd":"db","tags":{"server":"concordia-sqlite","size":"%s","run":"%s"},"bytes":%s}\n' "$n" "$run_no" \
       "$(du -cb "$dir"/concordia.db* | tail -n 1 | cut -f1)" >> "$RESULTS"
   fi
   stop_server
+  # With several runs the databases would add up (2.8 GB per run at 1M objects): each is deleted once measured.
+  if ((!keep)); then rm -f "$dir"/concordia.db*; fi
 }
 
 # ---- peers ------------------------------------------------------------------------------------
@@ -425,8 +443,13 @@ run_opentaxii() { # N
 ((peers)) && setup_peers
 
 for n in "${counts[@]}"; do
-  run_concordia sqlite "$n"
-  [[ -n $pg_url ]] && run_concordia postgres "$n"
+  # Concordia --runs times in a row, the backends taking turns (SQLite run 1, PostgreSQL run 1,
+  # SQLite run 2, ...), so that a slow spell of a shared machine does not fall on one backend only.
+  for ((run_no = 1; run_no <= runs; run_no++)); do
+    run_concordia sqlite "$n"
+    if [[ -n $pg_url ]]; then run_concordia postgres "$n"; fi
+  done
+  run_no=1
   if ((peers)); then
     run_medallion "$n"
     run_opentaxii "$n"
