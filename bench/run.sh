@@ -91,7 +91,7 @@ counts=()
 IFS=',' read -ra size_list <<< "$sizes"
 for s in "${size_list[@]}"; do
   n="$(size_count "$s")"
-  ((n >= 1000 && n <= 5000000)) || die "sizes must be between 1k and 5M objects, got $s"
+  ((n >= 1000 && n <= 10000000)) || die "sizes must be between 1k and 10M objects, got $s"
   counts+=("$n")
 done
 
