@@ -56,34 +56,6 @@ pub struct StoredBlock {
 
 type Row = (i64, i64, i64, i32, i64, i64, String, String, String, String, String);
 
-fn columns() -> (
-    audit_blocks::id,
-    audit_blocks::chain_id,
-    audit_blocks::seq,
-    audit_blocks::count,
-    audit_blocks::first_at,
-    audit_blocks::last_at,
-    audit_blocks::partners,
-    audit_blocks::collections,
-    audit_blocks::records,
-    audit_blocks::prev_hash,
-    audit_blocks::hash,
-) {
-    (
-        audit_blocks::id,
-        audit_blocks::chain_id,
-        audit_blocks::seq,
-        audit_blocks::count,
-        audit_blocks::first_at,
-        audit_blocks::last_at,
-        audit_blocks::partners,
-        audit_blocks::collections,
-        audit_blocks::records,
-        audit_blocks::prev_hash,
-        audit_blocks::hash,
-    )
-}
-
 fn stored(
     (id, chain, seq, count, first_at, last_at, partners, collections, text, prev_hash, hash): Row,
 ) -> StoredBlock {
@@ -250,7 +222,7 @@ pub fn for_each_block(
     filter: &BlockFilter,
     mut f: impl FnMut(StoredBlock) -> StorageResult<()>,
 ) -> StorageResult<()> {
-    let mut q = audit_blocks::table.select(columns()).into_boxed();
+    let mut q = audit_blocks::table.select(audit_blocks::all_columns).into_boxed();
     if let Some(t) = filter.since {
         q = q.filter(audit_blocks::last_at.ge(t));
     }

@@ -354,10 +354,10 @@ type Cond<'a> = Box<dyn BoxableExpression<objects::table, MultiBackend, SqlType 
 
 /// Applies the filters (T-063, §3.4.1) and the keyset position to a query.
 fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
-    // Queries for given ids match few rows: SQLite's planner (no statistics) must look them up
-    // through the (collection_id, stix_id, …) index rather than walk a type/latest/date_added
-    // index over the whole collection, so those other terms are written as expressions it
-    // cannot use an index for (`latest + 0`, `stix_type || ''`, `date_added + 0`).
+    // Queries for given ids match few rows: they must look them up through the version index
+    // (its key, `ObjectKey`) rather than walk a type/latest/date_added index over the whole
+    // collection, so their other terms are written as expressions no index holds (`latest + 0`,
+    // `stix_type || ''`, `date_added + 0`).
     let by_id = p.object.is_some() || !p.filter.ids.is_empty();
     let f = p.filter;
     // By id: the version index's key, whatever the statistics say (see `ObjectKey`), which

@@ -94,21 +94,14 @@ pub fn explain_hot_queries(
     Ok(out)
 }
 
-fn pg_prefix(analyze: bool) -> &'static str {
-    if analyze {
-        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
-    } else {
-        "EXPLAIN (FORMAT JSON) "
-    }
-}
-
 fn run<Q>(c: &mut Conn, query: Q, analyze: bool) -> StorageResult<String>
 where
     Q: QueryFragment<super::MultiBackend>,
 {
     Ok(match c {
         AnyConnection::Postgresql(_) => {
-            let e: Explain<Q, Text> = Explain { prefix: pg_prefix(analyze), query, _answer: PhantomData };
+            let prefix = if analyze { "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " } else { "EXPLAIN (FORMAT JSON) " };
+            let e: Explain<Q, Text> = Explain { prefix, query, _answer: PhantomData };
             e.get_result::<String>(c)?
         }
         AnyConnection::Sqlite(_) => {
