@@ -493,7 +493,7 @@ pub fn recipients(storage: &Storage, object_id: &str, version: Option<&str>) -> 
         let view = storage::access::load_view(c)?;
         let mut out = Vec::new();
         for col in &view.collections {
-            let mut versions: Vec<VersionTrace> = storage::objects::versions_of(c, &col.id, &object_id)?
+            let mut versions: Vec<VersionTrace> = storage::objects::versions_of(c, col.key, &object_id)?
                 .into_iter()
                 .map(|(version, version_key, spec_version, stix_type, date_added)| VersionTrace {
                     version,

@@ -123,7 +123,7 @@ impl Service {
         }
         let (filter, after) = self.resolve_cursor(who, endpoint, &col.id, object, &q).await?;
         let limit = self.page_size(&q);
-        let (cid, oid) = (col.id.clone(), object.map(str::to_owned));
+        let (cid, ckey, oid) = (col.id.clone(), col.key, object.map(str::to_owned));
         let key = self.keys();
         let partner = who.id();
         let with_bodies = matches!(endpoint, Endpoint::Objects | Endpoint::Object);
@@ -131,7 +131,7 @@ impl Service {
             .storage
             .read(move |c| {
                 let pq =
-                    PageQuery { collection: &cid, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
+                    PageQuery { collection: ckey, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
                 let (mut rows, mut bodies, cut, snapshot): (Vec<VersionRow>, Vec<String>, bool, _) = if with_bodies {
                     let page = storage::objects::page_with_bodies(c, &pq, PAGE_BYTE_BUDGET)?;
                     let (rows, bodies) = page.rows.into_iter().unzip();
@@ -149,7 +149,7 @@ impl Service {
                 if rows.is_empty() && after.is_none() {
                     match (endpoint, oid.as_deref()) {
                         (Endpoint::Object, Some(_)) => return Ok(None),
-                        (_, Some(id)) if !storage::objects::exists(c, &cid, id)? => return Ok(None),
+                        (_, Some(id)) if !storage::objects::exists(c, ckey, id)? => return Ok(None),
                         _ => {}
                     }
                 }
@@ -226,8 +226,14 @@ impl Service {
         self.limits.admit_write(who, items.len() + failures.len())?;
         let mut record = self.request_record(caller, meta, "add_objects", Some(&r.name), Some(&col.id), None);
         record.status = Some(202);
-        let write =
-            Write { root_id: r.id, collection: col.id.clone(), added_by: who.id(), can_read: rights.read, record };
+        let write = Write {
+            root_id: r.id,
+            collection: col.id.clone(),
+            collection_key: col.key,
+            added_by: who.id(),
+            can_read: rights.read,
+            record,
+        };
         self.store(write, items, failures, request_time).await
     }
 
@@ -270,8 +276,14 @@ impl Service {
         record.partner = partner_name(partner);
         record.api_root = Some(root.name.clone());
         record.collection_id = Some(col.id.clone());
-        let write =
-            Write { root_id: root.id, collection: col.id.clone(), added_by: partner.id(), can_read: true, record };
+        let write = Write {
+            root_id: root.id,
+            collection: col.id.clone(),
+            collection_key: col.key,
+            added_by: partner.id(),
+            can_read: true,
+            record,
+        };
         self.store(write, items, failures, request_time).await
     }
 
@@ -288,10 +300,10 @@ impl Service {
         let started = std::time::Instant::now();
         self.storage
             .write(move |c| {
-                let Write { root_id, collection, added_by, can_read, mut record } = write;
+                let Write { root_id, collection, collection_key, added_by, can_read, mut record } = write;
                 let now = now_micros();
                 let locked = started.elapsed();
-                let outcomes = storage::objects::insert(c, &collection, added_by, &items, now)?;
+                let outcomes = storage::objects::insert(c, collection_key, added_by, &items, now)?;
                 tracing::debug!(
                     objects = items.len(),
                     lock_wait_ms = locked.as_secs_f64() * 1e3,
@@ -382,11 +394,11 @@ impl Service {
         record.filters = Some(filter.to_query());
         record.status = Some(200);
         let audit = self.settings.audit;
-        let (cid, oid) = (col.id.clone(), object.to_owned());
+        let (cid, ckey, oid) = (col.id.clone(), col.key, object.to_owned());
         let deleted = self
             .storage
             .write(move |c| {
-                let gone = storage::objects::delete(c, &cid, &oid, &filter)?;
+                let gone = storage::objects::delete(c, ckey, &oid, &filter)?;
                 if audit && !gone.is_empty() {
                     let traces: Vec<VersionTrace> = gone
                         .iter()
@@ -418,6 +430,7 @@ impl Service {
 struct Write {
     root_id: i64,
     collection: String,
+    collection_key: i64,
     added_by: i64,
     /// Whether the writer may read the collection (else duplicates are not revealed).
     can_read: bool,

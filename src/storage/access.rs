@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use super::schema::{
-    api_roots, collections, credentials, grants, group_members, objects, partner_certificates, partner_groups, partners,
+    api_roots, collection_clock, collections, credentials, grants, group_members, objects, partner_certificates,
+    partner_groups, partners,
 };
-use super::{bump_generation, generation, meta_get, meta_set, Conn, StorageError, StorageResult};
+use super::{bump_generation, generation, meta_get, meta_set, per_backend, Conn, StorageError, StorageResult};
 use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Rights};
 use crate::model::plan::{ApiRootState, Change, CollectionState, GroupState, PartnerState, Plan, State};
 use crate::model::policy::{certificate_identity, DiscoveryPolicy, PartnerLimits, SharingPolicy};
@@ -33,6 +34,7 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
         .load(c)?;
     let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> =
         collections::table.select(collection_cols()).order(collections::id).load(c)?;
+    let keys: HashMap<String, i64> = collection_keys(c)?.into_iter().collect();
     let rows: Vec<(i64, String, i32, i32)> = grants::table
         .inner_join(group_members::table.on(group_members::group_id.eq(grants::group_id)))
         .select((group_members::partner_id, grants::collection_id, grants::can_read, grants::can_write))
@@ -116,22 +118,30 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
             .collect(),
         collections: cols
             .into_iter()
-            .map(|(id, api_root_id, title, description, alias, public, sharing)| CollectionInfo {
-                id,
-                api_root_id,
-                title,
-                description,
-                alias,
-                public_read: public != 0,
-                // Written only by `apply` from a validated policy; a row it cannot read falls
-                // back to the strictest reading (no custom content, 2.1 only).
-                sharing: serde_json::from_str(&sharing).unwrap_or(SharingPolicy {
-                    custom_objects: false,
-                    custom_properties: false,
-                    ..SharingPolicy::default()
-                }),
+            .map(|(id, api_root_id, title, description, alias, public, sharing)| {
+                // Every collection gets its clock row (and key) where it is created, in `apply`,
+                // and clock rows are never deleted.
+                let key = *keys.get(&id).ok_or_else(|| {
+                    StorageError::Conflict(format!("collection {id} has no key: run `concordia migrate`"))
+                })?;
+                Ok(CollectionInfo {
+                    id,
+                    key,
+                    api_root_id,
+                    title,
+                    description,
+                    alias,
+                    public_read: public != 0,
+                    // Written only by `apply` from a validated policy; a row it cannot read falls
+                    // back to the strictest reading (no custom content, 2.1 only).
+                    sharing: serde_json::from_str(&sharing).unwrap_or(SharingPolicy {
+                        custom_objects: false,
+                        custom_properties: false,
+                        ..SharingPolicy::default()
+                    }),
+                })
             })
-            .collect(),
+            .collect::<StorageResult<_>>()?,
         rights,
         anonymous_read: false,
     })
@@ -194,11 +204,13 @@ pub fn load_state(c: &mut Conn) -> StorageResult<State> {
         group_members::table.select((group_members::group_id, group_members::partner_id)).load(c)?;
     let grant_rows: Vec<(String, i64, i32, i32)> =
         grants::table.select((grants::collection_id, grants::group_id, grants::can_read, grants::can_write)).load(c)?;
-    let counts: Vec<(String, i64)> = objects::table
-        .group_by(objects::collection_id)
-        .select((objects::collection_id, diesel::dsl::count_star()))
+    let keys = collection_keys(c)?;
+    let counts: Vec<(i64, i64)> = objects::table
+        .group_by(objects::collection_key)
+        .select((objects::collection_key, diesel::dsl::count_star()))
         .load(c)?;
-    let counts: HashMap<String, i64> = counts.into_iter().collect();
+    let counts: HashMap<String, i64> =
+        counts.into_iter().filter_map(|(key, n)| Some((keys.iter().find(|k| k.1 == key)?.0.clone(), n))).collect();
     let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> =
         collections::table.select(collection_cols()).order(collections::id).load(c)?;
     Ok(State {
@@ -377,6 +389,12 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
                         collections::sharing.eq(serde_json::to_string(&s.sharing).unwrap_or_else(|_| "{}".into())),
                     ))
                     .execute(c)?;
+                // The collection's integer key and clock (kept if the id existed before).
+                per_backend!(c, |c| diesel::insert_into(collection_clock::table)
+                    .values((collection_clock::collection_id.eq(&s.id), collection_clock::last_date_added.eq(0i64)))
+                    .on_conflict(collection_clock::collection_id)
+                    .do_nothing()
+                    .execute(c))?;
             }
             Change::UpdateCollection { settings: s, .. } => {
                 let root = api_root_id(c, &s.api_root)?;
@@ -427,6 +445,24 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
         bump_generation(c)?;
     }
     Ok(())
+}
+
+/// The integer key of a collection id (the objects' `collection_key`).
+///
+/// # Errors
+/// `NotFound` for an id never created; database failures.
+pub fn collection_key(c: &mut Conn, id: &str) -> StorageResult<i64> {
+    collection_clock::table
+        .filter(collection_clock::collection_id.eq(id))
+        .select(collection_clock::collection_key)
+        .first(c)
+        .optional()?
+        .ok_or(StorageError::NotFound)
+}
+
+/// Every collection id ever created, with its integer key (the objects' `collection_key`).
+fn collection_keys(c: &mut Conn) -> StorageResult<Vec<(String, i64)>> {
+    Ok(collection_clock::table.select((collection_clock::collection_id, collection_clock::collection_key)).load(c)?)
 }
 
 #[allow(clippy::type_complexity)]

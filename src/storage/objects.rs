@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::schema::{collection_clock, objects};
-use super::{per_backend, AnyConnection, Conn, MultiBackend, StorageError, StorageResult};
+use super::{AnyConnection, Conn, MultiBackend, StorageError, StorageResult};
 use crate::model::filter::{Filter, VersionSel};
 use crate::model::stix::ObjectHead;
 use crate::model::time::{format_taxii, version_key_from_micros, Micros};
@@ -42,7 +42,7 @@ pub enum Outcome {
 #[derive(Insertable)]
 #[diesel(table_name = objects, treat_none_as_default_value = false)]
 struct NewRow<'a> {
-    collection_id: &'a str,
+    collection_key: i64,
     stix_id: &'a str,
     stix_type: &'a str,
     version: String,
@@ -64,44 +64,32 @@ struct NewRow<'a> {
 /// writers to one collection take positions one after another and commit in that order, so a
 /// reader paging by `date_added` can never pass a position whose transaction commits later.
 /// Writers to different collections do not wait for each other.
-fn last_date_added(c: &mut Conn, collection: &str) -> StorageResult<Option<i64>> {
+/// The clock row exists for every collection (it holds the collection's key, see
+/// `access::apply_plan`); a key without one is a broken invariant and fails the write.
+fn last_date_added(c: &mut Conn, collection: i64) -> StorageResult<Option<i64>> {
     use diesel::dsl::max;
+    let clock = collection_clock::table.find(collection).select(collection_clock::last_date_added);
     let clock: Option<i64> = match c {
-        AnyConnection::Postgresql(pg) => {
-            diesel::insert_into(collection_clock::table)
-                .values((collection_clock::collection_id.eq(collection), collection_clock::last_date_added.eq(0i64)))
-                .on_conflict_do_nothing()
-                .execute(pg)?;
-            collection_clock::table
-                .filter(collection_clock::collection_id.eq(collection))
-                .select(collection_clock::last_date_added)
-                .for_update()
-                .first(pg)
-                .optional()?
-        }
-        AnyConnection::Sqlite(_) => collection_clock::table
-            .filter(collection_clock::collection_id.eq(collection))
-            .select(collection_clock::last_date_added)
-            .first(c)
-            .optional()?,
+        AnyConnection::Postgresql(pg) => clock.for_update().first(pg).optional()?,
+        AnyConnection::Sqlite(_) => clock.first(c).optional()?,
     };
+    if clock.is_none() {
+        return Err(StorageError::Conflict(format!("collection key {collection} has no clock row")));
+    }
     let stored: Option<i64> =
-        objects::table.filter(objects::collection_id.eq(collection)).select(max(objects::date_added)).first(c)?;
+        objects::table.filter(objects::collection_key.eq(collection)).select(max(objects::date_added)).first(c)?;
     Ok(clock.max(stored))
 }
 
 /// Records the highest `date_added` handed out (callers only ever pass a higher value).
-fn advance_clock(c: &mut Conn, collection: &str, last: i64) -> StorageResult<()> {
-    per_backend!(c, |c| diesel::insert_into(collection_clock::table)
-        .values((collection_clock::collection_id.eq(collection), collection_clock::last_date_added.eq(last)))
-        .on_conflict(collection_clock::collection_id)
-        .do_update()
+fn advance_clock(c: &mut Conn, collection: i64, last: i64) -> StorageResult<()> {
+    diesel::update(collection_clock::table.find(collection))
         .set(collection_clock::last_date_added.eq(last))
-        .execute(c))?;
+        .execute(c)?;
     Ok(())
 }
 
-/// The version index's key: `collection_id || '/' || stix_id` (neither holds a '/').
+/// The version index's key: the collection key as text, '/', the STIX id (which holds no '/').
 ///
 /// Every lookup by id (an envelope's ids, one object, `match[id]`, the versions of an object)
 /// is written against this expression, and only the version index holds it (migration
@@ -110,7 +98,7 @@ fn advance_clock(c: &mut Conn, collection: &str, last: i64) -> StorageResult<()>
 /// PostgreSQL could read the collection's whole range of the index (or of the position index)
 /// and filter the ids there, which it did whenever its statistics said the collection was
 /// nearly empty: a collection loaded since the last ANALYZE, next to a large one. Paging
-/// queries use the plain `collection_id` column, which only the position, latest and type
+/// queries use the plain `collection_key` column, which only the position, latest and type
 /// indexes hold.
 ///
 /// The separator is written into the SQL, never bound: a bound '/' would not match the index
@@ -126,7 +114,7 @@ impl Expression for ObjectKey {
 
 impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for ObjectKey {
     fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("(\"objects\".\"collection_id\" || '/' || \"objects\".\"stix_id\")");
+        out.push_sql("(CAST(\"objects\".\"collection_key\" AS TEXT) || '/' || \"objects\".\"stix_id\")");
         Ok(())
     }
 }
@@ -135,15 +123,15 @@ impl AppearsOnTable<objects::table> for ObjectKey {}
 impl SelectableExpression<objects::table> for ObjectKey {}
 
 /// The version index key of one object of a collection.
-fn object_key(collection: &str, stix_id: &str) -> String {
+fn object_key(collection: i64, stix_id: &str) -> String {
     format!("{collection}/{stix_id}")
 }
 
-fn key_is(collection: &str, stix_id: &str) -> diesel::dsl::Eq<ObjectKey, String> {
+fn key_is(collection: i64, stix_id: &str) -> diesel::dsl::Eq<ObjectKey, String> {
     ObjectKey.eq(object_key(collection, stix_id))
 }
 
-fn key_in<'i>(collection: &str, ids: impl IntoIterator<Item = &'i str>) -> diesel::dsl::EqAny<ObjectKey, Vec<String>> {
+fn key_in<'i>(collection: i64, ids: impl IntoIterator<Item = &'i str>) -> diesel::dsl::EqAny<ObjectKey, Vec<String>> {
     ObjectKey.eq_any(ids.into_iter().map(|id| object_key(collection, id)).collect::<Vec<_>>())
 }
 
@@ -151,7 +139,7 @@ fn key_in<'i>(collection: &str, ids: impl IntoIterator<Item = &'i str>) -> diese
 /// object, in order.
 pub fn insert(
     c: &mut Conn,
-    collection: &str,
+    collection: i64,
     added_by: i64,
     items: &[NewObject],
     now: Micros,
@@ -205,7 +193,7 @@ pub fn insert(
         let flag = i32::from(fresh);
         seen.entry(h.id.as_str()).or_default().push((key.clone(), h.spec_version.clone(), version.clone()));
         rows.push(NewRow {
-            collection_id: collection,
+            collection_key: collection,
             stix_id: &h.id,
             stix_type: &h.stix_type,
             version: version.clone(),
@@ -247,7 +235,7 @@ pub fn insert(
     // a short count means a broken invariant, and the whole transaction is rolled back.
     if inserted != count {
         return Err(StorageError::Conflict(format!(
-            "{} of {count} object versions were already stored in collection {collection}",
+            "{} of {count} object versions were already stored in collection key {collection}",
             count - inserted
         )));
     }
@@ -268,7 +256,7 @@ pub fn insert(
 /// The versions already stored for some ids of a collection: (id, version key, spec version,
 /// version). The lookup every envelope makes under the collection's write lock.
 pub(super) fn stored_versions<'a>(
-    collection: &'a str,
+    collection: i64,
     ids: &'a [&'a str],
 ) -> objects::BoxedQuery<'a, MultiBackend, (Text, Text, Text, Text)> {
     objects::table
@@ -278,7 +266,7 @@ pub(super) fn stored_versions<'a>(
 }
 
 /// Recomputes the version flags of every stored version of one object.
-pub fn recompute_flags(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<()> {
+pub fn recompute_flags(c: &mut Conn, collection: i64, stix_id: &str) -> StorageResult<()> {
     type FlagRow = (i64, String, String, (i32, i32, i32, i32, i32, i32));
     let rows: Vec<FlagRow> = objects::table
         .filter(key_is(collection, stix_id))
@@ -330,7 +318,8 @@ pub fn recompute_flags(c: &mut Conn, collection: &str, stix_id: &str) -> Storage
 /// A page request over one collection (optionally one object).
 #[derive(Debug, Clone)]
 pub struct PageQuery<'a> {
-    pub collection: &'a str,
+    /// The collection's key (`CollectionInfo::key`).
+    pub collection: i64,
     pub object: Option<&'a str>,
     pub filter: &'a Filter,
     /// `date_added` of the last item already returned.
@@ -371,7 +360,7 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
             }
         }
         None if !f.ids.is_empty() => q = q.filter(key_in(p.collection, f.ids.iter().map(String::as_str))),
-        None => q = q.filter(objects::collection_id.eq(p.collection)),
+        None => q = q.filter(objects::collection_key.eq(p.collection)),
     }
     if !f.types.is_empty() {
         if by_id {
@@ -473,15 +462,15 @@ pub struct PageRows<T> {
 /// The collection's position, as a scalar subquery evaluated once per statement: read in the
 /// page's own statement, it needs no transaction to be consistent with the rows.
 fn clock_of(
-    collection: &str,
+    collection: i64,
 ) -> diesel::dsl::SingleValue<
     diesel::dsl::Select<
-        diesel::dsl::Filter<collection_clock::table, diesel::dsl::Eq<collection_clock::collection_id, &str>>,
+        diesel::dsl::Filter<collection_clock::table, diesel::dsl::Eq<collection_clock::collection_key, i64>>,
         collection_clock::last_date_added,
     >,
 > {
     collection_clock::table
-        .filter(collection_clock::collection_id.eq(collection))
+        .filter(collection_clock::collection_key.eq(collection))
         .select(collection_clock::last_date_added)
         .single_value()
 }
@@ -546,13 +535,13 @@ pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRo
 }
 
 /// Whether the collection holds any version of an object.
-pub fn exists(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<bool> {
+pub fn exists(c: &mut Conn, collection: i64, stix_id: &str) -> StorageResult<bool> {
     let n: i64 = exists_query(collection, stix_id).get_result(c)?;
     Ok(n > 0)
 }
 
 pub(super) fn exists_query<'a>(
-    collection: &'a str,
+    collection: i64,
     stix_id: &'a str,
 ) -> objects::BoxedQuery<'a, MultiBackend, diesel::sql_types::BigInt> {
     objects::table.filter(key_is(collection, stix_id)).count().into_boxed()
@@ -564,7 +553,7 @@ pub type VersionFacts = (String, String, String, String, i64);
 
 /// Deletes the versions of one object selected by `filter` (call inside a write transaction).
 /// Returns the versions removed.
-pub fn delete(c: &mut Conn, collection: &str, stix_id: &str, filter: &Filter) -> StorageResult<Vec<VersionFacts>> {
+pub fn delete(c: &mut Conn, collection: i64, stix_id: &str, filter: &Filter) -> StorageResult<Vec<VersionFacts>> {
     let p = PageQuery { collection, object: Some(stix_id), filter, after: None, fetch: i64::MAX };
     let q = objects::table
         .select((
@@ -589,12 +578,12 @@ pub fn delete(c: &mut Conn, collection: &str, stix_id: &str, filter: &Filter) ->
 ///
 /// # Errors
 /// Database failures.
-pub fn versions_of(c: &mut Conn, collection: &str, stix_id: &str) -> StorageResult<Vec<VersionFacts>> {
+pub fn versions_of(c: &mut Conn, collection: i64, stix_id: &str) -> StorageResult<Vec<VersionFacts>> {
     Ok(versions_query(collection, stix_id).load(c)?)
 }
 
 pub(super) fn versions_query<'a>(
-    collection: &'a str,
+    collection: i64,
     stix_id: &'a str,
 ) -> objects::BoxedQuery<'a, MultiBackend, (Text, Text, Text, Text, diesel::sql_types::BigInt)> {
     objects::table

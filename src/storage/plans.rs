@@ -57,7 +57,7 @@ pub struct HotPlan {
 /// Database failures.
 pub fn explain_hot_queries(
     c: &mut Conn,
-    collection: &str,
+    collection: i64,
     ids: &[String],
     after: i64,
     analyze: bool,

@@ -79,7 +79,7 @@ diesel::table! {
 diesel::table! {
     objects (seq) {
         seq -> BigInt,
-        collection_id -> Text,
+        collection_key -> BigInt,
         stix_id -> Text,
         stix_type -> Text,
         version -> Text,
@@ -98,7 +98,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    collection_clock (collection_id) {
+    collection_clock (collection_key) {
+        collection_key -> BigInt,
         collection_id -> Text,
         last_date_added -> BigInt,
     }

@@ -679,3 +679,73 @@ fn acknowledged_writes_survive_kill_9_with_either_durability() {
         assert!(lost.is_empty(), "{durability}: {} acknowledged objects lost, e.g. {:?}", lost.len(), lost.first());
     }
 }
+
+/// Upgrading a database that holds objects to the integer collection key (migration
+/// `integer_collection_key`) keeps every object, its versions and its position, and positions
+/// go on increasing from where they were. The down migration is run first, on the same data,
+/// so both directions are exercised.
+#[test]
+fn upgrade_to_integer_collection_keys_keeps_every_object_and_position() {
+    use diesel_migrations::MigrationHarness as _;
+    let mut s = base_server();
+    let id = new_id("indicator");
+    let mut objs: Vec<Value> = (0..5).map(|_| indicator(&new_id("indicator"), "2021-01-01T00:00:00.000Z")).collect();
+    objs.push(indicator(&id, "2021-01-01T00:00:00.000Z"));
+    s.add("r", SHARED, &as_("alice"), &objs);
+    s.add("r", SHARED, &as_("alice"), &[indicator(&id, "2022-01-01T00:00:00.000Z")]);
+    s.add("r", PRIVATE, &as_("alice"), &[malware(&new_id("malware"))]);
+    let manifest = |s: &TestServer, col: &str| -> Vec<Value> {
+        let r = s.get(&format!("/r/collections/{col}/manifest/?match[version]=all"), &as_("alice"));
+        r.expect(200);
+        r.json()["objects"].as_array().cloned().unwrap_or_default()
+    };
+    let (shared_before, private_before) = (manifest(&s, SHARED), manifest(&s, PRIVATE));
+    assert_eq!((shared_before.len(), private_before.len()), (7, 1));
+    let versions_before = s.get(&format!("{}{id}/versions/", objects_path(SHARED)), &as_("alice")).json();
+
+    s.stop();
+    let url = concordia::storage::DbUrl::parse(&s.db_url()).unwrap();
+    let mut c = concordia::storage::open(&url).unwrap();
+    let reverted = match &mut c {
+        concordia::storage::AnyConnection::Sqlite(c) => {
+            c.revert_last_migration(concordia::storage::SQLITE_MIGRATIONS).unwrap().to_string()
+        }
+        concordia::storage::AnyConnection::Postgresql(c) => {
+            c.revert_last_migration(concordia::storage::PG_MIGRATIONS).unwrap().to_string()
+        }
+    };
+    assert!(reverted.starts_with("20261204"), "the last migration is the integer key: {reverted}");
+    // Down: the objects carry the collection id again.
+    assert_eq!(
+        sql_text(&s.db_url(), &format!("(SELECT count(*) || '' FROM objects WHERE collection_id = '{SHARED}')")),
+        "7"
+    );
+    let ran = concordia::storage::migrate(&mut c).unwrap();
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    drop(c);
+    assert_eq!(
+        sql_text(
+            &s.db_url(),
+            &format!(
+                "(SELECT count(*) || '' FROM objects o JOIN collection_clock k ON k.collection_key = o.collection_key \
+                 WHERE k.collection_id = '{SHARED}')"
+            )
+        ),
+        "7"
+    );
+
+    s.spawn();
+    assert_eq!(manifest(&s, SHARED), shared_before);
+    assert_eq!(manifest(&s, PRIVATE), private_before);
+    assert_eq!(s.get(&format!("{}{id}/versions/", objects_path(SHARED)), &as_("alice")).json(), versions_before);
+    // One lookup by id through the re-keyed version index, and a new version after the last.
+    let r = s.get(&format!("{}{id}/", objects_path(SHARED)), &as_("alice"));
+    r.expect(200);
+    assert_eq!(r.json()["objects"][0]["modified"], "2022-01-01T00:00:00.000Z");
+    s.add("r", SHARED, &as_("alice"), &[indicator(&id, "2023-01-01T00:00:00.000Z")]);
+    let after = manifest(&s, SHARED);
+    assert_eq!(after.len(), 8);
+    let last_before = shared_before.iter().filter_map(|m| m["date_added"].as_str()).max().unwrap().to_owned();
+    assert!(after[7]["date_added"].as_str().unwrap() > last_before.as_str(), "{after:#?}");
+    assert_eq!(after[7]["version"], "2023-01-01T00:00:00.000Z");
+}

@@ -24,9 +24,9 @@ fn fill(s: &TestServer, collection: &str, first: i64, count: i64) {
     };
     let sql = format!(
         "WITH RECURSIVE g(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM g WHERE n < {last}) \
-         INSERT INTO objects (collection_id, stix_id, stix_type, version, version_key, spec_version, date_added, \
+         INSERT INTO objects (collection_key, stix_id, stix_type, version, version_key, spec_version, date_added, \
          is_last, is_first, last_any, first_any, spec_latest, latest, added_by, body) \
-         SELECT '{collection}', {id}, 'indicator', '2020-01-01T00:00:00.000Z', '00000001577836800000000', '2.1', n, \
+         SELECT (SELECT collection_key FROM collection_clock WHERE collection_id = '{collection}'), {id}, 'indicator', '2020-01-01T00:00:00.000Z', '00000001577836800000000', '2.1', n, \
          1, 1, 1, 1, 1, 1, 1, '{body}' FROM g",
         last = first + count - 1,
         body = "x".repeat(600),
@@ -66,11 +66,8 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
     sql_exec(&url, "ANALYZE").unwrap();
     // Loaded after the statistics were taken: they believe this collection is empty.
     fill(&s, PRIVATE, 1_000_000, SMALL);
-    sql_exec(
-        &url,
-        &format!("INSERT INTO collection_clock (collection_id, last_date_added) VALUES ('{PRIVATE}', 1000000)"),
-    )
-    .unwrap();
+    sql_exec(&url, &format!("UPDATE collection_clock SET last_date_added = 1000000 WHERE collection_id = '{PRIVATE}'"))
+        .unwrap();
 
     // The server's own write path: an envelope of 500 ids, half of them stored already.
     let mut objs: Vec<Value> = ids(1_000_000, 250).iter().map(|id| indicator(id, "2021-01-01T00:00:00.000Z")).collect();
@@ -85,8 +82,9 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
     let lookup = ids(1_000_000 + SMALL / 2, 500);
     let by_id = ["envelope lookup", "object", "match[id] page", "exists", "versions"];
     let backend = if s.is_postgres() { "postgresql" } else { "sqlite" };
+    let private = concordia::storage::access::collection_key(&mut c, PRIVATE).unwrap();
     let plans =
-        concordia::storage::plans::explain_hot_queries(&mut c, PRIVATE, &lookup, 1_000_000 + SMALL / 2, true).unwrap();
+        concordia::storage::plans::explain_hot_queries(&mut c, private, &lookup, 1_000_000 + SMALL / 2, true).unwrap();
     assert_eq!(plans.len(), 9);
     for p in &plans {
         let keyed_by_id = by_id.contains(&p.name);
@@ -184,15 +182,16 @@ fn hot_reads_are_prepared_once_per_connection() {
     let default = Filter::default();
     let by_ids = Filter { ids: ids.clone(), ..Filter::default() };
     let typed = Filter { types: vec!["indicator".into()], added_after: Some(1), ..Filter::default() };
+    let shared = concordia::storage::access::collection_key(&mut c, SHARED).unwrap();
     let shapes = 6;
     for _ in 0..3 {
         for (object, filter) in [(None, &default), (None, &by_ids), (None, &typed), (Some(ids[0].as_str()), &default)] {
-            let p = PageQuery { collection: SHARED, object, filter, after: None, fetch: 1001 };
+            let p = PageQuery { collection: shared, object, filter, after: None, fetch: 1001 };
             assert!(!o::page_with_bodies(&mut c, &p, 1 << 20).unwrap().rows.is_empty());
         }
-        let p = PageQuery { collection: SHARED, object: None, filter: &default, after: Some(1), fetch: 101 };
+        let p = PageQuery { collection: shared, object: None, filter: &default, after: Some(1), fetch: 101 };
         assert_eq!(o::page(&mut c, &p).unwrap().rows.len(), 5);
-        assert_eq!(o::versions_of(&mut c, SHARED, &ids[1]).unwrap().len(), 1);
+        assert_eq!(o::versions_of(&mut c, shared, &ids[1]).unwrap().len(), 1);
     }
     let concordia::storage::AnyConnection::Postgresql(pg) = &mut c else { unreachable!() };
     let prepared: Vec<Prepared> = diesel::RunQueryDsl::load(

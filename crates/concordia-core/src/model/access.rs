@@ -20,6 +20,8 @@ pub struct ApiRootInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectionInfo {
     pub id: String,
+    /// The integer key that stored objects carry instead of the id (assigned once per id).
+    pub key: i64,
     pub api_root_id: i64,
     pub title: String,
     pub description: Option<String>,
