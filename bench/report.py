@@ -396,6 +396,18 @@ def main():
           "the **median of its runs**, followed in parentheses by the range (min–max) and, after a cell's first "
           "figure, the number of runs; every check (✓ or ✗, failures, errors, caps) is that of the worst run. "
           "Ratios and the verdicts on the targets are computed from the medians.")
+    peers_run = next((r for r in rows if r.get("cmd") == "peers-run"), None)
+    if peers_run and any(p in present for p in PEERS):
+        # `run.sh --peers-from FILE`: the peers' figures were taken from an earlier run, not measured again.
+        a.peer_versions = peers_run.get("versions", a.peer_versions)
+        a.peer_cap = peers_run.get("peer_cap", a.peer_cap)
+        a.peer_timeout = peers_run.get("peer_timeout", a.peer_timeout)
+        w(f"* **The peers were not run again**: their figures come from an earlier run "
+          f"(`{peers_run.get('command', '?')}`, started {peers_run.get('date', '?')}, commit "
+          f"{peers_run.get('commit', '?')}, on {peers_run.get('machine', 'an unrecorded machine')}), with the "
+          "same driver logic, data set (seed) and sizes; the peers' software is unchanged since. The ratios "
+          "compare this run's Concordia medians with those figures, so where the machines differ they are "
+          "indicative, not exact.")
     if any(p in present for p in PEERS):
         w(f"* Peers (PyPI, on loopback, same driver and data): {a.peer_versions}. medallion uses its memory "
           "backend and Flask's threaded server; OpenTAXII runs under gunicorn with 2 sync workers on SQLite, with "

@@ -8,6 +8,9 @@
 #                                             #   which is wiped before every size)
 #   bench/run.sh --peers                      # also medallion 3.0.0 and OpenTAXII (PyPI, venvs in /var/tmp)
 #   bench/run.sh --runs 3                     # measure Concordia 3 times per size; the table shows medians
+#   bench/run.sh --peers-from bench/peers-2026-11-26.jsonl
+#                                             # the peers' figures from an earlier run's raw results, for
+#                                             #   the sizes measured, instead of running them (~40 min)
 #
 # Options: --duration S (seconds per filtered workload, default 10; --quick: 4), --connections N (16),
 # --peer-cap S (longest a peer may spend on one ingest or full read, default 120), --peer-timeout S
@@ -35,6 +38,7 @@ SEED=2026
 sizes="10k,100k,1M"
 quick=0
 peers=0
+peers_from=""
 pg_url=""
 duration=""
 connections=16
@@ -53,6 +57,7 @@ while (($#)); do
   case "$1" in
     --quick) quick=1; shift ;;
     --peers) peers=1; shift ;;
+    --peers-from) peers_from="${2:?--peers-from needs a file}"; shift 2 ;;
     --sizes) sizes="${2:?--sizes needs a value}"; shift 2 ;;
     --postgres) pg_url="${2:?--postgres needs a URL}"; shift 2 ;;
     --duration) duration="${2:?}"; shift 2 ;;
@@ -73,6 +78,10 @@ if ((quick)); then
   duration="${duration:-4}"
 fi
 duration="${duration:-10}"
+if [[ -n $peers_from ]]; then
+  ((peers)) && die "--peers runs the peers, --peers-from takes their figures from a file: choose one"
+  [[ -r $peers_from ]] || die "cannot read $peers_from"
+fi
 for v in "$duration" "$connections" "$peer_cap" "$peer_timeout"; do
   [[ $v =~ ^[0-9]+$ ]] && ((v > 0 && v <= 3600)) || die "durations and counts must be integers in 1..3600, got $v"
 done
@@ -457,6 +466,18 @@ for n in "${counts[@]}"; do
 done
 
 # ---- report -----------------------------------------------------------------------------------
+if [[ -n $peers_from ]]; then
+  # The peers' lines for the sizes measured, and the line that says which run they come from.
+  "${BENCH_REPORT_PYTHON:-python3}" - "$peers_from" "${counts[@]}" >> "$RESULTS" <<'PY'
+import json, sys
+sizes = set(sys.argv[2:])
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    t = r.get("tags", {})
+    if r.get("cmd") == "peers-run" or (t.get("server") in ("medallion", "opentaxii") and t.get("size") in sizes):
+        print(json.dumps(r, separators=(",", ":")))
+PY
+fi
 pg_version=""
 [[ -n $pg_url ]] && pg_version="$(psql "$pg_url" -tAc 'SHOW server_version' 2>/dev/null | cut -d' ' -f1 || true)"
 "${BENCH_REPORT_PYTHON:-python3}" "$HERE/report.py" "$RESULTS" --load "$load_start" --date "$run_date" --commit "$run_commit" \
