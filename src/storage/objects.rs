@@ -359,6 +359,9 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
                 q = q.filter(objects::stix_id.eq_any(f.ids.clone()));
             }
         }
+        // One id (the usual `match[id]`): an equality, which SQLite can keep prepared; diesel
+        // prepares an `IN (?, …)` list anew for every request.
+        None if f.ids.len() == 1 => q = q.filter(key_is(p.collection, &f.ids[0])),
         None if !f.ids.is_empty() => q = q.filter(key_in(p.collection, f.ids.iter().map(String::as_str))),
         None => q = q.filter(objects::collection_key.eq(p.collection)),
     }
