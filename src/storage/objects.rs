@@ -352,8 +352,8 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     // By id: the version index's key, whatever the statistics say (see `ObjectKey`), which
     // carries the collection. Otherwise the plain column, which only the position, latest and
     // type indexes hold.
-    match p.object {
-        Some(id) => {
+    match (p.object, f.ids.as_slice()) {
+        (Some(id), _) => {
             q = q.filter(key_is(p.collection, id));
             if !f.ids.is_empty() {
                 q = q.filter(objects::stix_id.eq_any(f.ids.clone()));
@@ -361,9 +361,9 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
         }
         // One id (the usual `match[id]`): an equality, which SQLite can keep prepared; diesel
         // prepares an `IN (?, …)` list anew for every request.
-        None if f.ids.len() == 1 => q = q.filter(key_is(p.collection, &f.ids[0])),
-        None if !f.ids.is_empty() => q = q.filter(key_in(p.collection, f.ids.iter().map(String::as_str))),
-        None => q = q.filter(objects::collection_key.eq(p.collection)),
+        (None, [one]) => q = q.filter(key_is(p.collection, one)),
+        (None, []) => q = q.filter(objects::collection_key.eq(p.collection)),
+        (None, many) => q = q.filter(key_in(p.collection, many.iter().map(String::as_str))),
     }
     if !f.types.is_empty() {
         if by_id {
