@@ -204,13 +204,13 @@ pub fn load_state(c: &mut Conn) -> StorageResult<State> {
         group_members::table.select((group_members::group_id, group_members::partner_id)).load(c)?;
     let grant_rows: Vec<(String, i64, i32, i32)> =
         grants::table.select((grants::collection_id, grants::group_id, grants::can_read, grants::can_write)).load(c)?;
-    let keys = collection_keys(c)?;
+    let ids: HashMap<i64, String> = collection_keys(c)?.into_iter().map(|(id, key)| (key, id)).collect();
     let counts: Vec<(i64, i64)> = objects::table
         .group_by(objects::collection_key)
         .select((objects::collection_key, diesel::dsl::count_star()))
         .load(c)?;
     let counts: HashMap<String, i64> =
-        counts.into_iter().filter_map(|(key, n)| Some((keys.iter().find(|k| k.1 == key)?.0.clone(), n))).collect();
+        counts.into_iter().filter_map(|(key, n)| Some((ids.get(&key)?.clone(), n))).collect();
     let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> =
         collections::table.select(collection_cols()).order(collections::id).load(c)?;
     Ok(State {
@@ -445,19 +445,6 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
         bump_generation(c)?;
     }
     Ok(())
-}
-
-/// The integer key of a collection id (the objects' `collection_key`).
-///
-/// # Errors
-/// `NotFound` for an id never created; database failures.
-pub fn collection_key(c: &mut Conn, id: &str) -> StorageResult<i64> {
-    collection_clock::table
-        .filter(collection_clock::collection_id.eq(id))
-        .select(collection_clock::collection_key)
-        .first(c)
-        .optional()?
-        .ok_or(StorageError::NotFound)
 }
 
 /// Every collection id ever created, with its integer key (the objects' `collection_key`).

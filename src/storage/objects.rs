@@ -66,19 +66,19 @@ struct NewRow<'a> {
 /// Writers to different collections do not wait for each other.
 /// The clock row exists for every collection (it holds the collection's key, see
 /// `access::apply_plan`); a key without one is a broken invariant and fails the write.
-fn last_date_added(c: &mut Conn, collection: i64) -> StorageResult<Option<i64>> {
+fn last_date_added(c: &mut Conn, collection: i64) -> StorageResult<i64> {
     use diesel::dsl::max;
     let clock = collection_clock::table.find(collection).select(collection_clock::last_date_added);
     let clock: Option<i64> = match c {
         AnyConnection::Postgresql(pg) => clock.for_update().first(pg).optional()?,
         AnyConnection::Sqlite(_) => clock.first(c).optional()?,
     };
-    if clock.is_none() {
+    let Some(clock) = clock else {
         return Err(StorageError::Conflict(format!("collection key {collection} has no clock row")));
-    }
+    };
     let stored: Option<i64> =
         objects::table.filter(objects::collection_key.eq(collection)).select(max(objects::date_added)).first(c)?;
-    Ok(clock.max(stored))
+    Ok(stored.map_or(clock, |stored| stored.max(clock)))
 }
 
 /// Records the highest `date_added` handed out (callers only ever pass a higher value).
@@ -161,7 +161,7 @@ pub fn insert(
     }
 
     let t_lookup = t0.elapsed();
-    let mut next = last.map_or(now, |last| now.max(last + 1));
+    let mut next = now.max(last + 1);
     let mut outcomes = Vec::with_capacity(items.len());
     let mut rows: Vec<NewRow<'_>> = Vec::with_capacity(items.len());
     let mut seen: HashMap<&str, Vec<(String, String, String)>> = HashMap::new();

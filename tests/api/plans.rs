@@ -34,6 +34,12 @@ fn fill(s: &TestServer, collection: &str, first: i64, count: i64) {
     sql_exec(&s.db_url(), &sql).unwrap();
 }
 
+/// The integer key the server gave a collection (`CollectionInfo::key`, from the access view).
+fn key_of(c: &mut concordia::storage::Conn, collection: &str) -> i64 {
+    let view = concordia::storage::access::load_view(c).unwrap();
+    view.collections.iter().find(|col| col.id == collection).map(|col| col.key).unwrap()
+}
+
 fn ids(first: i64, count: i64) -> Vec<String> {
     (first..first + count).map(|n| format!("indicator--00000000-0000-4000-8000-{n:012}")).collect()
 }
@@ -82,7 +88,7 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
     let lookup = ids(1_000_000 + SMALL / 2, 500);
     let by_id = ["envelope lookup", "object", "match[id] page", "exists", "versions"];
     let backend = if s.is_postgres() { "postgresql" } else { "sqlite" };
-    let private = concordia::storage::access::collection_key(&mut c, PRIVATE).unwrap();
+    let private = key_of(&mut c, PRIVATE);
     let plans =
         concordia::storage::plans::explain_hot_queries(&mut c, private, &lookup, 1_000_000 + SMALL / 2, true).unwrap();
     assert_eq!(plans.len(), 9);
@@ -182,7 +188,7 @@ fn hot_reads_are_prepared_once_per_connection() {
     let default = Filter::default();
     let by_ids = Filter { ids: ids.clone(), ..Filter::default() };
     let typed = Filter { types: vec!["indicator".into()], added_after: Some(1), ..Filter::default() };
-    let shared = concordia::storage::access::collection_key(&mut c, SHARED).unwrap();
+    let shared = key_of(&mut c, SHARED);
     let shapes = 6;
     for _ in 0..3 {
         for (object, filter) in [(None, &default), (None, &by_ids), (None, &typed), (Some(ids[0].as_str()), &default)] {
