@@ -127,11 +127,22 @@ impl Service {
         let key = self.keys();
         let partner = who.id();
         let with_bodies = matches!(endpoint, Endpoint::Objects | Endpoint::Object);
+        // A derived collection: only what came from sources the caller may read, and, with
+        // `valid_now`, only what is valid at this instant.
+        let sources = view.readable_sources(who, col);
+        let valid_at = (col.feed.is_derived() && col.feed.filter.checks_validity()).then(now_micros);
         let page = self
             .storage
             .read(move |c| {
-                let pq =
-                    PageQuery { collection: ckey, object: oid.as_deref(), filter: &filter, after, fetch: limit + 1 };
+                let pq = PageQuery {
+                    collection: ckey,
+                    object: oid.as_deref(),
+                    filter: &filter,
+                    after,
+                    fetch: limit + 1,
+                    sources,
+                    valid_at,
+                };
                 let (mut rows, mut bodies, cut, snapshot): (Vec<VersionRow>, Vec<String>, bool, _) = if with_bodies {
                     let page = storage::objects::page_with_bodies(c, &pq, PAGE_BYTE_BUDGET)?;
                     let (rows, bodies) = page.rows.into_iter().unzip();
@@ -149,7 +160,7 @@ impl Service {
                 if rows.is_empty() && after.is_none() {
                     match (endpoint, oid.as_deref()) {
                         (Endpoint::Object, Some(_)) => return Ok(None),
-                        (_, Some(id)) if !storage::objects::exists(c, ckey, id)? => return Ok(None),
+                        (_, Some(id)) if !storage::objects::exists(c, ckey, id, sources)? => return Ok(None),
                         _ => {}
                     }
                 }
@@ -256,6 +267,11 @@ impl Service {
         let col = view.collection(collection).ok_or(ServiceError::UnknownCollection)?;
         let root = view.api_roots.iter().find(|r| r.id == col.api_root_id).ok_or(ServiceError::UnknownCollection)?;
         let rights = view.rights(partner, col);
+        if col.feed.is_derived() {
+            return Err(ServiceError::Forbidden(
+                "a derived collection takes no objects of its own; load them into one of its sources",
+            ));
+        }
         if !rights.write && !operator_override {
             return Err(ServiceError::Forbidden(
                 "this partner may not write this collection; give --operator to load it as the operator",
@@ -289,12 +305,42 @@ impl Service {
 
     /// The one way objects enter the store: stores the checked objects of one envelope, its
     /// status and its audit record in one transaction.
+    ///
+    /// The new versions also go to the derived collections of this collection, as the policy
+    /// this node has loaded defines them; if the policy changed in the meantime, the write
+    /// finds out under its collection's lock, and is retried with the policy reloaded.
     async fn store(
         &self,
         write: Write,
         items: Vec<NewObject>,
         failures: Vec<StatusDetail>,
         request_time: Micros,
+    ) -> ServiceResult<Status> {
+        let items = std::sync::Arc::new(items);
+        for attempt in 1.. {
+            let view = self.view();
+            let derived = derived_targets(&view, &write.collection);
+            match self
+                .store_once(write.clone(), items.clone(), failures.clone(), request_time, derived, view.generation)
+                .await
+            {
+                Err(ServiceError::Internal(storage::StorageError::StalePolicy)) if attempt < 5 => {
+                    self.refresh(true).await?;
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn store_once(
+        &self,
+        write: Write,
+        items: std::sync::Arc<Vec<NewObject>>,
+        failures: Vec<StatusDetail>,
+        request_time: Micros,
+        derived: Vec<storage::objects::Derived>,
+        generation: i64,
     ) -> ServiceResult<Status> {
         let audit = self.settings.audit;
         let started = std::time::Instant::now();
@@ -303,7 +349,8 @@ impl Service {
                 let Write { root_id, collection, collection_key, added_by, can_read, mut record } = write;
                 let now = now_micros();
                 let locked = started.elapsed();
-                let outcomes = storage::objects::insert(c, collection_key, added_by, &items, now)?;
+                let outcomes =
+                    storage::objects::insert(c, collection_key, added_by, &items, now, &derived, Some(generation))?;
                 tracing::debug!(
                     objects = items.len(),
                     lock_wait_ms = locked.as_secs_f64() * 1e3,
@@ -395,30 +442,43 @@ impl Service {
         record.status = Some(200);
         let audit = self.settings.audit;
         let (cid, ckey, oid) = (col.id.clone(), col.key, object.to_owned());
-        let deleted = self
-            .storage
-            .write(move |c| {
-                let gone = storage::objects::delete(c, ckey, &oid, &filter)?;
-                if audit && !gone.is_empty() {
-                    let traces: Vec<VersionTrace> = gone
-                        .iter()
-                        .map(|(version, version_key, spec_version, stix_type, date_added)| VersionTrace {
-                            version: version.clone(),
-                            version_key: version_key.clone(),
-                            spec_version: spec_version.clone(),
-                            stix_type: stix_type.clone(),
-                            date_added: *date_added,
-                            deleted_at: None,
-                        })
-                        .collect();
-                    record.at = now_micros();
-                    record.object_count = Some(i64::try_from(gone.len()).unwrap_or(i64::MAX));
-                    record.detail = Some(serde_json::to_string(&traces).unwrap_or_default());
-                    audit::record_write(c, &cid, &record)?;
-                }
-                Ok(gone.len())
-            })
-            .await?;
+        let mut attempt = 0;
+        let deleted = loop {
+            attempt += 1;
+            // The derived collections the deleted versions leave, from the policy as loaded;
+            // re-read if it changed (see `store`).
+            let view = self.view();
+            let (derived, generation) = (derived_targets(&view, &cid), view.generation);
+            let (cid, oid, filter, mut record) = (cid.clone(), oid.clone(), filter.clone(), record.clone());
+            let result = self
+                .storage
+                .write(move |c| {
+                    let gone = storage::objects::delete(c, ckey, &oid, &filter, &derived, Some(generation))?;
+                    if audit && !gone.is_empty() {
+                        let traces: Vec<VersionTrace> = gone
+                            .iter()
+                            .map(|(version, version_key, spec_version, stix_type, date_added)| VersionTrace {
+                                version: version.clone(),
+                                version_key: version_key.clone(),
+                                spec_version: spec_version.clone(),
+                                stix_type: stix_type.clone(),
+                                date_added: *date_added,
+                                deleted_at: None,
+                            })
+                            .collect();
+                        record.at = now_micros();
+                        record.object_count = Some(i64::try_from(gone.len()).unwrap_or(i64::MAX));
+                        record.detail = Some(serde_json::to_string(&traces).unwrap_or_default());
+                        audit::record_write(c, &cid, &record)?;
+                    }
+                    Ok(gone.len())
+                })
+                .await;
+            match result {
+                Err(storage::StorageError::StalePolicy) if attempt < 5 => self.refresh(true).await.map(|_| ())?,
+                other => break other?,
+            }
+        };
         if deleted == 0 {
             return Err(ServiceError::UnknownObject(object.to_owned()));
         }
@@ -426,7 +486,16 @@ impl Service {
     }
 }
 
+/// The derived collections a write to `source` feeds (see `AccessView::derived_of`).
+fn derived_targets(view: &crate::model::access::AccessView, source: &str) -> Vec<storage::objects::Derived> {
+    view.derived_of(source)
+        .into_iter()
+        .map(|(d, bit)| storage::objects::Derived { key: d.key, bit, filter: d.feed.filter.clone() })
+        .collect()
+}
+
 /// A write about to be stored: where, as whom, and its audit record (completed in the transaction).
+#[derive(Clone)]
 struct Write {
     root_id: i64,
     collection: String,

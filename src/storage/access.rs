@@ -11,7 +11,9 @@ use super::schema::{
 };
 use super::{bump_generation, generation, meta_get, meta_set, per_backend, Conn, StorageError, StorageResult};
 use crate::model::access::{AccessView, ApiRootInfo, CollectionInfo, Rights};
-use crate::model::plan::{ApiRootState, Change, CollectionState, GroupState, PartnerState, Plan, State};
+use crate::model::plan::{
+    ApiRootState, Change, CollectionSettings, CollectionState, GroupState, PartnerState, Plan, State,
+};
 use crate::model::policy::{certificate_identity, DiscoveryPolicy, PartnerLimits, SharingPolicy};
 
 /// Loads the whole access view (small: policy objects, not STIX data), from one snapshot.
@@ -32,8 +34,7 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
         ))
         .order(api_roots::name)
         .load(c)?;
-    let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> =
-        collections::table.select(collection_cols()).order(collections::id).load(c)?;
+    let cols: Vec<CollectionRow> = collections::table.select(collection_cols()).order(collections::id).load(c)?;
     let keys: HashMap<String, i64> = collection_keys(c)?.into_iter().collect();
     let rows: Vec<(i64, String, i32, i32)> = grants::table
         .inner_join(group_members::table.on(group_members::group_id.eq(grants::group_id)))
@@ -118,7 +119,7 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
             .collect(),
         collections: cols
             .into_iter()
-            .map(|(id, api_root_id, title, description, alias, public, sharing)| {
+            .map(|(id, api_root_id, title, description, alias, public, sharing, feed)| {
                 // Every collection gets its clock row (and key) where it is created, in `apply`,
                 // and clock rows are never deleted.
                 let key = *keys.get(&id).ok_or_else(|| {
@@ -139,6 +140,8 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
                         custom_properties: false,
                         ..SharingPolicy::default()
                     }),
+                    // Likewise written only by `apply`; unreadable, it is no feed at all.
+                    feed: serde_json::from_str(&feed).unwrap_or_default(),
                 })
             })
             .collect::<StorageResult<_>>()?,
@@ -211,8 +214,7 @@ pub fn load_state(c: &mut Conn) -> StorageResult<State> {
         .load(c)?;
     let counts: HashMap<String, i64> =
         counts.into_iter().filter_map(|(key, n)| Some((ids.get(&key)?.clone(), n))).collect();
-    let cols: Vec<(String, i64, String, Option<String>, Option<String>, i32, String)> =
-        collections::table.select(collection_cols()).order(collections::id).load(c)?;
+    let cols: Vec<CollectionRow> = collections::table.select(collection_cols()).order(collections::id).load(c)?;
     Ok(State {
         discovery,
         api_roots: roots
@@ -243,7 +245,7 @@ pub fn load_state(c: &mut Conn) -> StorageResult<State> {
             .collect(),
         collections: cols
             .into_iter()
-            .map(|(id, root, title, description, alias, public, sharing)| CollectionState {
+            .map(|(id, root, title, description, alias, public, sharing, feed)| CollectionState {
                 api_root: root_names.get(&root).cloned().unwrap_or_default(),
                 grants: grant_rows
                     .iter()
@@ -252,6 +254,7 @@ pub fn load_state(c: &mut Conn) -> StorageResult<State> {
                     .collect(),
                 objects: counts.get(&id).copied().unwrap_or(0),
                 sharing: serde_json::from_str(&sharing).ok(),
+                feed: serde_json::from_str(&feed).ok(),
                 id,
                 title,
                 description,
@@ -283,6 +286,7 @@ fn group_id(c: &mut Conn, name: &str) -> StorageResult<i64> {
 /// # Errors
 /// Database failures; nothing is changed then.
 pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
+    let mut rebuilds: Vec<&CollectionSettings> = Vec::new();
     for change in &plan.changes {
         match change {
             Change::SetDiscovery(d) => meta_set(c, "discovery", &serde_json::to_string(d).unwrap_or_default())?,
@@ -387,8 +391,12 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
                         collections::alias.eq(&s.alias),
                         collections::public_read.eq(i32::from(s.public)),
                         collections::sharing.eq(serde_json::to_string(&s.sharing).unwrap_or_else(|_| "{}".into())),
+                        collections::feed.eq(s.feed.to_json()),
                     ))
                     .execute(c)?;
+                if s.feed.is_derived() {
+                    rebuilds.push(s);
+                }
                 // The collection's integer key and clock (kept if the id existed before).
                 per_backend!(c, |c| diesel::insert_into(collection_clock::table)
                     .values((collection_clock::collection_id.eq(&s.id), collection_clock::last_date_added.eq(0i64)))
@@ -396,7 +404,10 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
                     .do_nothing()
                     .execute(c))?;
             }
-            Change::UpdateCollection { settings: s, .. } => {
+            Change::UpdateCollection { settings: s, rebuild, .. } => {
+                if *rebuild {
+                    rebuilds.push(s);
+                }
                 let root = api_root_id(c, &s.api_root)?;
                 diesel::update(collections::table.filter(collections::id.eq(&s.id)))
                     .set((
@@ -406,6 +417,7 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
                         collections::alias.eq(&s.alias),
                         collections::public_read.eq(i32::from(s.public)),
                         collections::sharing.eq(serde_json::to_string(&s.sharing).unwrap_or_else(|_| "{}".into())),
+                        collections::feed.eq(s.feed.to_json()),
                     ))
                     .execute(c)?;
             }
@@ -441,8 +453,59 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
             }
         }
     }
+    rebuild_derived(c, &rebuilds)?;
     if !plan.is_empty() {
         bump_generation(c)?;
+    }
+    Ok(())
+}
+
+/// Fills the derived collections whose sources or filter a plan changed (and empties a derived
+/// collection that became a stored one). The clocks of every source are locked before those of
+/// the derived collections, as writers take them (a source, then its derived collections), so
+/// that a writer either commits before the rebuild reads its source or finds the new policy.
+fn rebuild_derived(c: &mut Conn, rebuilds: &[&CollectionSettings]) -> StorageResult<()> {
+    if rebuilds.is_empty() {
+        return Ok(());
+    }
+    let keys: HashMap<String, i64> = collection_keys(c)?.into_iter().collect();
+    let key_of =
+        |id: &str| keys.get(id).copied().ok_or_else(|| StorageError::Conflict(format!("collection {id} has no key")));
+    let mut sources = Vec::new();
+    let mut targets = Vec::new();
+    for s in rebuilds {
+        for src in &s.feed.derived_from {
+            sources.push(key_of(src)?);
+        }
+        targets.push(key_of(&s.id)?);
+    }
+    super::objects::lock_clocks(c, &sources)?;
+    super::objects::lock_clocks(c, &targets)?;
+    let now = crate::model::time::now_micros();
+    for s in rebuilds {
+        let key = key_of(&s.id)?;
+        // A stored collection's own objects (source_mask 0) are never thrown away by turning
+        // it into a derived one.
+        let own: i64 = objects::table
+            .filter(objects::collection_key.eq(key))
+            .filter(objects::source_mask.eq(0i64))
+            .count()
+            .get_result(c)?;
+        if own > 0 {
+            return Err(StorageError::Conflict(format!(
+                "collection '{}' ({}) holds {own} object versions of its own; it cannot become a derived collection (derive a new collection from it instead)",
+                s.title, s.id
+            )));
+        }
+        let sources: Vec<(i64, i64)> = s
+            .feed
+            .derived_from
+            .iter()
+            .enumerate()
+            .map(|(i, src)| Ok((key_of(src)?, 1i64 << i)))
+            .collect::<StorageResult<_>>()?;
+        let n = super::objects::rebuild_derived(c, key, &s.feed.filter, &sources, now)?;
+        tracing::info!(collection = %s.id, versions = n, "derived collection filled");
     }
     Ok(())
 }
@@ -461,6 +524,7 @@ fn collection_cols() -> (
     collections::alias,
     collections::public_read,
     collections::sharing,
+    collections::feed,
 ) {
     (
         collections::id,
@@ -470,8 +534,12 @@ fn collection_cols() -> (
         collections::alias,
         collections::public_read,
         collections::sharing,
+        collections::feed,
     )
 }
+
+/// A collection row as `collection_cols` selects it.
+type CollectionRow = (String, i64, String, Option<String>, Option<String>, i32, String, String);
 
 /// What a partner can access: (api root, collection id, title, rights), for `concordia access`.
 pub fn partner_access(c: &mut Conn, partner: &str) -> StorageResult<Vec<(String, String, String, Rights)>> {

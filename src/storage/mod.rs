@@ -67,6 +67,10 @@ pub enum StorageError {
     /// A dry run: the transaction was rolled back on purpose; carries what it would have done.
     #[error("dry run")]
     RolledBack(Vec<String>),
+    /// The policy changed since the caller loaded it (a write checks this under its collection's
+    /// lock, so that it feeds every derived collection the new policy defines): reload, retry.
+    #[error("the policy changed while the request was handled")]
+    StalePolicy,
 }
 
 impl StorageError {
@@ -302,20 +306,25 @@ fn check_encoding(c: &mut Conn) -> StorageResult<()> {
     }
 }
 
-/// Applies pending migrations; returns the versions that ran.
+/// Applies pending migrations, then fills in what a migration left to code (the facets of
+/// versions stored before `feeds`); returns the versions that ran.
 pub fn migrate(c: &mut Conn) -> StorageResult<Vec<String>> {
     let names = |v: Vec<diesel::migration::MigrationVersion<'_>>| v.iter().map(ToString::to_string).collect();
-    let ran = match c {
+    let pg = matches!(c, AnyConnection::Postgresql(_));
+    if pg {
+        // Nodes starting together must not run the same migration twice.
+        diesel::sql_query("SELECT pg_advisory_lock(724031)").execute(c)?;
+    }
+    let ran: StorageResult<Vec<String>> = match c {
         AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
-        AnyConnection::Postgresql(c) => {
-            // Nodes starting together must not run the same migration twice.
-            c.batch_execute("SELECT pg_advisory_lock(724031)").map_err(StorageError::Backend)?;
-            let ran = c.run_pending_migrations(PG_MIGRATIONS).map(names);
-            c.batch_execute("SELECT pg_advisory_unlock(724031)").map_err(StorageError::Backend)?;
-            ran
-        }
-    };
-    ran.map_err(|e| StorageError::Connection(format!("migration failed: {e}")))
+        AnyConnection::Postgresql(c) => c.run_pending_migrations(PG_MIGRATIONS).map(names),
+    }
+    .map_err(|e| StorageError::Connection(format!("migration failed: {e}")));
+    let ran = ran.and_then(|ran| objects::backfill_facets(c, &ran).map(|_| ran));
+    if pg {
+        diesel::sql_query("SELECT pg_advisory_unlock(724031)").execute(c)?;
+    }
+    ran
 }
 
 /// How hard SQLite makes a commit (PostgreSQL follows its own `synchronous_commit`).

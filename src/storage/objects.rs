@@ -13,9 +13,10 @@ use diesel::sql_types::Text;
 
 use super::schema::{collection_clock, objects};
 use super::{AnyConnection, Conn, MultiBackend, StorageError, StorageResult};
+use crate::model::feed::{tlp_rank, FeedFilter, LABEL_SEPARATOR};
 use crate::model::filter::{Filter, VersionSel};
 use crate::model::stix::ObjectHead;
-use crate::model::time::{format_taxii, version_key_from_micros, Micros};
+use crate::model::time::{format_taxii, stix_version_key, version_key_from_micros, Micros};
 
 /// Ids per `IN (...)` list.
 const LOOKUP_CHUNK: usize = 500;
@@ -57,6 +58,34 @@ struct NewRow<'a> {
     latest: i32,
     added_by: i64,
     body: &'a str,
+    confidence: Option<i32>,
+    created_by: Option<&'a str>,
+    tlp: Option<i32>,
+    labels: Option<String>,
+    valid_from: Option<i64>,
+    valid_until: Option<i64>,
+    source_mask: i64,
+    source_ref: Option<&'a str>,
+    target_ref: Option<&'a str>,
+}
+
+/// A derived collection that a write to one of its sources feeds.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    /// The derived collection's key.
+    pub key: i64,
+    /// The source's bit in the derived collection's `source_mask`.
+    pub bit: i64,
+    pub filter: FeedFilter,
+}
+
+impl Derived {
+    /// Whether a version written to the source enters the derived collection: the filter
+    /// admits it, or it revokes an object the derived collection already holds (so that
+    /// consumers polling with `added_after` learn of the revocation).
+    fn admits(&self, head: &ObjectHead, in_feed: bool) -> bool {
+        self.filter.admits(&head.stix_type, &head.facets) || (in_feed && head.facets.revoked)
+    }
 }
 
 /// Highest `date_added` ever handed out in a collection, read inside the write transaction.
@@ -135,54 +164,149 @@ fn key_in<'i>(collection: i64, ids: impl IntoIterator<Item = &'i str>) -> diesel
     ObjectKey.eq_any(ids.into_iter().map(|id| object_key(collection, id)).collect::<Vec<_>>())
 }
 
-/// Stores the objects of one envelope (call inside a write transaction). Returns one outcome per
-/// object, in order.
+/// `source_mask & bits <> 0`: the version came from one of the sources in `bits`.
+#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping)]
+pub(super) struct FromSources(i64);
+
+impl diesel::query_builder::QueryId for FromSources {
+    type QueryId = FromSources;
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Expression for FromSources {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for FromSources
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("((\"objects\".\"source_mask\" & ");
+        out.push_bind_param::<diesel::sql_types::BigInt, i64>(&self.0)?;
+        out.push_sql(") <> 0)");
+        Ok(())
+    }
+}
+
+impl AppearsOnTable<objects::table> for FromSources {}
+impl SelectableExpression<objects::table> for FromSources {}
+
+/// Stores the objects of one envelope (call inside a write transaction), and feeds the new
+/// versions to the derived collections of this source (`derived`, in ascending key order).
+/// `generation` is the policy generation the caller's view of `derived` comes from: if the
+/// policy changed since, nothing is stored and the caller reloads and retries
+/// ([`StorageError::StalePolicy`]). Returns one outcome per object, in order.
 pub fn insert(
     c: &mut Conn,
     collection: i64,
     added_by: i64,
     items: &[NewObject],
     now: Micros,
+    derived: &[Derived],
+    generation: Option<i64>,
 ) -> StorageResult<Vec<Outcome>> {
     // Lock the collection's clock first (PostgreSQL): everything read below is then stable
-    // against other writers to this collection until the transaction ends.
+    // against other writers to this collection until the transaction ends, and a policy change
+    // (which locks the sources of the derived collections it rebuilds) is either committed and
+    // seen here, or waits for this transaction.
     let t0 = std::time::Instant::now();
     let last = last_date_added(c, collection)?;
-    // Versions already stored for the ids of this envelope: id -> [(version_key, spec, version)].
+    if let Some(g) = generation {
+        if super::generation(c)? != g {
+            return Err(StorageError::StalePolicy);
+        }
+    }
+    let all: Vec<&NewObject> = items.iter().collect();
+    let outcomes = insert_rows(c, collection, added_by, &all, now, last, 0, &|_, _| true)?;
+    // The versions stored, with the version they were stored as (objects without a STIX
+    // version are versioned by their date_added in the source: the derived copy keeps it).
+    let stored: Vec<NewObject> = items
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(item, o)| match o {
+            Outcome::Stored { version } if item.head.version.is_none() => {
+                let mut item = item.clone();
+                item.head.version_key = stix_version_key(version);
+                item.head.version = Some(version.clone());
+                Some(item)
+            }
+            Outcome::Stored { .. } => Some(item.clone()),
+            Outcome::Duplicate { .. } => None,
+        })
+        .collect();
+    if !stored.is_empty() {
+        let stored: Vec<&NewObject> = stored.iter().collect();
+        for d in derived {
+            let last = last_date_added(c, d.key)?;
+            insert_rows(c, d.key, added_by, &stored, now, last, d.bit, &|h, in_feed| d.admits(h, in_feed))?;
+        }
+    }
+    tracing::trace!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "insert objects");
+    Ok(outcomes)
+}
+
+/// Stores versions in one collection whose clock the caller holds (`last`: its position).
+/// With `bit` (a derived collection), only the versions `admit` takes (given whether the
+/// collection already holds a version of the object) are added, and a version it already
+/// holds gets the source's bit in its `source_mask`.
+#[allow(clippy::too_many_arguments)]
+fn insert_rows(
+    c: &mut Conn,
+    collection: i64,
+    added_by: i64,
+    items: &[&NewObject],
+    now: Micros,
+    last: i64,
+    bit: i64,
+    admit: &dyn Fn(&ObjectHead, bool) -> bool,
+) -> StorageResult<Vec<Outcome>> {
+    // Versions already stored for the ids of this envelope: id -> [(version_key, spec, version, mask)].
     let mut ids: Vec<&str> = items.iter().map(|o| o.head.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut existing: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    let mut existing: HashMap<String, Vec<(String, String, String, i64)>> = HashMap::new();
     for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let rows: Vec<(String, String, String, String)> = stored_versions(collection, chunk).load(c)?;
-        for (id, key, spec, version) in rows {
-            existing.entry(id).or_default().push((key, spec, version));
+        let rows: Vec<(String, String, String, String, i64)> = stored_versions(collection, chunk).load(c)?;
+        for (id, key, spec, version, mask) in rows {
+            existing.entry(id).or_default().push((key, spec, version, mask));
         }
     }
 
-    let t_lookup = t0.elapsed();
     let mut next = now.max(last + 1);
     let mut outcomes = Vec::with_capacity(items.len());
     let mut rows: Vec<NewRow<'_>> = Vec::with_capacity(items.len());
-    let mut seen: HashMap<&str, Vec<(String, String, String)>> = HashMap::new();
+    let mut seen: HashMap<&str, Vec<(String, String, String, i64)>> = HashMap::new();
     let mut needs_recompute: HashSet<&str> = HashSet::new();
+    // (id, version key, spec) of stored versions that gain the source's bit.
+    let mut gain_bit: Vec<(&str, String, String)> = Vec::new();
     for item in items {
         let h = &item.head;
         let stored = existing.get(&h.id);
         let batch = seen.get(h.id.as_str());
         let prior = stored.into_iter().chain(batch).flatten();
+        if bit != 0 && !admit(h, prior.clone().next().is_some()) {
+            continue;
+        }
         let (version, key) = match (&h.version, &h.version_key) {
             (Some(v), Some(k)) => (v.clone(), k.clone()),
             _ => {
                 // No modified/created: the object is immutable; its first stored copy is its version.
-                if let Some((_, _, v)) = prior.clone().next() {
+                if let Some((k, s, v, mask)) = prior.clone().next() {
+                    if bit != 0 && mask & bit == 0 {
+                        gain_bit.push((h.id.as_str(), k.clone(), s.clone()));
+                    }
                     outcomes.push(Outcome::Duplicate { version: v.clone() });
                     continue;
                 }
                 (format_taxii(next), version_key_from_micros(next))
             }
         };
-        if prior.clone().any(|(k, s, _)| *k == key && *s == h.spec_version) {
+        if let Some((k, s, _, mask)) = prior.clone().find(|(k, s, _, _)| *k == key && *s == h.spec_version) {
+            if bit != 0 && mask & bit == 0 {
+                gain_bit.push((h.id.as_str(), k.clone(), s.clone()));
+            }
             outcomes.push(Outcome::Duplicate { version });
             continue;
         }
@@ -191,7 +315,8 @@ pub fn insert(
             needs_recompute.insert(h.id.as_str());
         }
         let flag = i32::from(fresh);
-        seen.entry(h.id.as_str()).or_default().push((key.clone(), h.spec_version.clone(), version.clone()));
+        seen.entry(h.id.as_str()).or_default().push((key.clone(), h.spec_version.clone(), version.clone(), bit));
+        let f = &h.facets;
         rows.push(NewRow {
             collection_key: collection,
             stix_id: &h.id,
@@ -208,6 +333,15 @@ pub fn insert(
             latest: flag,
             added_by,
             body: &item.body,
+            confidence: f.confidence,
+            created_by: f.created_by.as_deref(),
+            tlp: f.tlp.map(tlp_rank),
+            labels: f.labels_column(),
+            valid_from: f.valid_from,
+            valid_until: f.valid_until,
+            source_mask: bit,
+            source_ref: f.source_ref.as_deref(),
+            target_ref: f.target_ref.as_deref(),
         });
         next += 1;
         outcomes.push(Outcome::Stored { version });
@@ -242,26 +376,33 @@ pub fn insert(
     if let Some(last) = last_added {
         advance_clock(c, collection, last)?;
     }
+    gain_bit.sort_unstable();
+    gain_bit.dedup();
+    for (id, key, spec) in gain_bit {
+        diesel::update(
+            objects::table
+                .filter(key_is(collection, id))
+                .filter(objects::version_key.eq(key))
+                .filter(objects::spec_version.eq(spec)),
+        )
+        .set(objects::source_mask.eq(objects::source_mask + bit))
+        .execute(c)?;
+    }
     for id in needs_recompute {
         recompute_flags(c, collection, id)?;
     }
-    tracing::trace!(
-        lookup_ms = t_lookup.as_secs_f64() * 1e3,
-        insert_ms = (t0.elapsed() - t_lookup).as_secs_f64() * 1e3,
-        "insert objects"
-    );
     Ok(outcomes)
 }
 
 /// The versions already stored for some ids of a collection: (id, version key, spec version,
-/// version). The lookup every envelope makes under the collection's write lock.
+/// version, source mask). The lookup every envelope makes under the collection's write lock.
 pub(super) fn stored_versions<'a>(
     collection: i64,
     ids: &'a [&'a str],
-) -> objects::BoxedQuery<'a, MultiBackend, (Text, Text, Text, Text)> {
+) -> objects::BoxedQuery<'a, MultiBackend, (Text, Text, Text, Text, diesel::sql_types::BigInt)> {
     objects::table
         .filter(key_in(collection, ids.iter().copied()))
-        .select((objects::stix_id, objects::version_key, objects::spec_version, objects::version))
+        .select((objects::stix_id, objects::version_key, objects::spec_version, objects::version, objects::source_mask))
         .into_boxed()
 }
 
@@ -326,6 +467,11 @@ pub struct PageQuery<'a> {
     pub after: Option<Micros>,
     /// Rows to fetch (the caller asks for one more than it shows, to learn `more`).
     pub fetch: i64,
+    /// A derived collection read by a partner who may read only some of its sources: the
+    /// `source_mask` bits of those (a version is shown if it came from one of them).
+    pub sources: Option<i64>,
+    /// A derived collection that shows only objects valid now: this instant.
+    pub valid_at: Option<Micros>,
 }
 
 /// One stored version as listed in a page.
@@ -347,7 +493,7 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     // (its key, `ObjectKey`) rather than walk a type/latest/date_added index over the whole
     // collection, so their other terms are written as expressions no index holds (`latest + 0`,
     // `stix_type || ''`, `date_added + 0`).
-    let by_id = p.object.is_some() || !p.filter.ids.is_empty();
+    let by_id = p.object.is_some() || !p.filter.ids.is_empty() || !p.filter.relationships_all.is_empty();
     let f = p.filter;
     // By id: the version index's key, whatever the statistics say (see `ObjectKey`), which
     // carries the collection. Otherwise the plain column, which only the position, latest and
@@ -361,7 +507,29 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
         }
         // One id (the usual `match[id]`): an equality, which SQLite can keep prepared; diesel
         // prepares an `IN (?, …)` list anew for every request.
-        (None, [one]) => q = q.filter(key_is(p.collection, one)),
+        (None, [one]) if f.relationships_all.is_empty() => q = q.filter(key_is(p.collection, one)),
+        // `match[relationships-all]`: the objects, and the relationships and sightings that
+        // refer to them: three index lookups (version index, source and target reference
+        // indexes), each carrying the collection.
+        (None, []) if !f.relationships_all.is_empty() => {
+            let refs = f.relationships_all.clone();
+            q = q.filter(
+                key_in(p.collection, refs.iter().map(String::as_str))
+                    .or(objects::collection_key.eq(p.collection).and(objects::source_ref.eq_any(refs.clone())))
+                    .or(objects::collection_key.eq(p.collection).and(objects::target_ref.eq_any(refs))),
+            );
+        }
+        // Both: the listed ids, of which those the relationships filter takes.
+        (None, ids) if !f.relationships_all.is_empty() => {
+            let refs = f.relationships_all.clone();
+            q = q.filter(key_in(p.collection, ids.iter().map(String::as_str))).filter(
+                objects::stix_id
+                    .concat("")
+                    .eq_any(refs.clone())
+                    .or(objects::source_ref.eq_any(refs.clone()))
+                    .or(objects::target_ref.eq_any(refs)),
+            );
+        }
         (None, []) => q = q.filter(objects::collection_key.eq(p.collection)),
         (None, many) => q = q.filter(key_in(p.collection, many.iter().map(String::as_str))),
     }
@@ -434,6 +602,40 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
             }
         }
     }
+    // The richer filters (interop §3.13.2), on the facets stored with each version.
+    if !f.labels.is_empty() {
+        let mut cond: Option<Cond<'a>> = None;
+        for l in &f.labels {
+            let pattern = format!("%{LABEL_SEPARATOR}{}{LABEL_SEPARATOR}%", like_escaped(l));
+            let c: Cond<'a> = Box::new(objects::labels.like(pattern).escape('\\').assume_not_null());
+            cond = Some(match cond.take() {
+                None => c,
+                Some(prev) => Box::new(prev.or(c)),
+            });
+        }
+        if let Some(cond) = cond {
+            q = q.filter(cond);
+        }
+    }
+    if let Some(n) = f.confidence_gte {
+        q = q.filter(objects::confidence.ge(n));
+    }
+    if let Some(n) = f.confidence_lte {
+        q = q.filter(objects::confidence.le(n));
+    }
+    if !f.created_by.is_empty() {
+        q = q.filter(objects::created_by.eq_any(f.created_by.clone()));
+    }
+    if let Some(t) = f.tlp {
+        q = q.filter(objects::tlp.is_null().or(objects::tlp.le(tlp_rank(t))));
+    }
+    if let Some(bits) = p.sources {
+        q = q.filter(FromSources(bits));
+    }
+    if let Some(now) = p.valid_at {
+        q = q.filter(objects::valid_from.is_null().or(objects::valid_from.le(now)));
+        q = q.filter(objects::valid_until.is_null().or(objects::valid_until.gt(now)));
+    }
     let lower = match (f.added_after, p.after) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -448,9 +650,18 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     }
 }
 
-/// A page of versions with their JSON text, streamed row by row: it stops after `p.fetch` rows,
-/// or once the bodies read add up to `byte_budget` (at least one row is always returned).
-/// The flag says whether the budget cut the page short.
+/// A label as a LIKE pattern matches it literally.
+fn like_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// A page as read: its rows, and the collection's position (highest `date_added` handed out)
 /// as the same statement saw it, so that the audit trail knows which versions existed when the
 /// page was served (`None` for an empty page).
@@ -537,9 +748,14 @@ pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRo
     Ok(PageRows { rows: rows.into_iter().map(|r| r.0).collect(), snapshot, cut: false })
 }
 
-/// Whether the collection holds any version of an object.
-pub fn exists(c: &mut Conn, collection: i64, stix_id: &str) -> StorageResult<bool> {
-    let n: i64 = exists_query(collection, stix_id).get_result(c)?;
+/// Whether the collection holds any version of an object (from one of `sources`, in a derived
+/// collection read by a partner who may read only some of its sources).
+pub fn exists(c: &mut Conn, collection: i64, stix_id: &str, sources: Option<i64>) -> StorageResult<bool> {
+    let mut q = exists_query(collection, stix_id);
+    if let Some(bits) = sources {
+        q = q.filter(FromSources(bits));
+    }
+    let n: i64 = q.get_result(c)?;
     Ok(n > 0)
 }
 
@@ -554,10 +770,25 @@ pub(super) fn exists_query<'a>(
 /// date_added).
 pub type VersionFacts = (String, String, String, String, i64);
 
-/// Deletes the versions of one object selected by `filter` (call inside a write transaction).
-/// Returns the versions removed.
-pub fn delete(c: &mut Conn, collection: i64, stix_id: &str, filter: &Filter) -> StorageResult<Vec<VersionFacts>> {
-    let p = PageQuery { collection, object: Some(stix_id), filter, after: None, fetch: i64::MAX };
+/// Deletes the versions of one object selected by `filter` (call inside a write transaction),
+/// and takes them out of the derived collections of this source. Returns the versions removed.
+pub fn delete(
+    c: &mut Conn,
+    collection: i64,
+    stix_id: &str,
+    filter: &Filter,
+    derived: &[Derived],
+    generation: Option<i64>,
+) -> StorageResult<Vec<VersionFacts>> {
+    let p = PageQuery {
+        collection,
+        object: Some(stix_id),
+        filter,
+        after: None,
+        fetch: i64::MAX,
+        sources: None,
+        valid_at: None,
+    };
     let q = objects::table
         .select((
             objects::seq,
@@ -566,6 +797,11 @@ pub fn delete(c: &mut Conn, collection: i64, stix_id: &str, filter: &Filter) -> 
         .into_boxed();
     // Same lock as inserts: flag recomputation must not interleave with a writer's.
     last_date_added(c, collection)?;
+    if let Some(g) = generation {
+        if super::generation(c)? != g {
+            return Err(StorageError::StalePolicy);
+        }
+    }
     let rows: Vec<(i64, VersionFacts)> = apply(q, &p).load(c)?;
     let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
@@ -573,8 +809,182 @@ pub fn delete(c: &mut Conn, collection: i64, stix_id: &str, filter: &Filter) -> 
     }
     if !seqs.is_empty() {
         recompute_flags(c, collection, stix_id)?;
+        let gone: Vec<(String, String)> = rows.iter().map(|(_, f)| (f.1.clone(), f.2.clone())).collect();
+        for d in derived {
+            withdraw(c, d, stix_id, &gone)?;
+        }
     }
     Ok(rows.into_iter().map(|r| r.1).collect())
+}
+
+/// Takes versions (version key, spec version) of one object that left a source out of a derived
+/// collection: the source's bit is cleared, and a version no source holds any more goes.
+fn withdraw(c: &mut Conn, d: &Derived, stix_id: &str, gone: &[(String, String)]) -> StorageResult<()> {
+    last_date_added(c, d.key)?;
+    let held: Vec<(i64, String, String, i64)> = objects::table
+        .filter(key_is(d.key, stix_id))
+        .select((objects::seq, objects::version_key, objects::spec_version, objects::source_mask))
+        .load(c)?;
+    let mut changed = false;
+    for (seq, key, spec, mask) in held {
+        if mask & d.bit == 0 || !gone.iter().any(|(k, s)| *k == key && *s == spec) {
+            continue;
+        }
+        changed = true;
+        if mask == d.bit {
+            diesel::delete(objects::table.filter(objects::seq.eq(seq))).execute(c)?;
+        } else {
+            diesel::update(objects::table.filter(objects::seq.eq(seq)))
+                .set(objects::source_mask.eq(mask & !d.bit))
+                .execute(c)?;
+        }
+    }
+    if changed {
+        recompute_flags(c, d.key, stix_id)?;
+    }
+    Ok(())
+}
+
+/// Versions read per step when a derived collection is rebuilt or facets are filled in.
+const REBUILD_BATCH: i64 = 1000;
+
+/// Fills a derived collection anew from its sources (call inside a write transaction, with the
+/// sources' clocks locked first: see [`lock_clocks`]): every version the sources hold, source by
+/// source in the order they were added, goes through the filter as if it were written now.
+/// Returns the versions the derived collection holds afterwards.
+pub fn rebuild_derived(
+    c: &mut Conn,
+    derived_key: i64,
+    filter: &FeedFilter,
+    sources: &[(i64, i64)],
+    now: Micros,
+) -> StorageResult<i64> {
+    last_date_added(c, derived_key)?;
+    diesel::delete(objects::table.filter(objects::collection_key.eq(derived_key))).execute(c)?;
+    let d = Derived { key: derived_key, bit: 0, filter: filter.clone() };
+    for &(source, bit) in sources {
+        let d = Derived { bit, ..d.clone() };
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<(i64, i64, String, String, String)> = objects::table
+                .filter(objects::collection_key.eq(source))
+                .filter(objects::date_added.gt(after))
+                .order(objects::date_added.asc())
+                .limit(REBUILD_BATCH)
+                .select((objects::date_added, objects::added_by, objects::version, objects::stix_id, objects::body))
+                .load(c)?;
+            let Some(last) = rows.last().map(|r| r.0) else { break };
+            after = last;
+            // One call per writer, in order, so that each copy keeps who added it.
+            let mut run: Vec<NewObject> = Vec::new();
+            let mut run_by = None;
+            for (_, added_by, version, _, body) in rows {
+                if run_by.is_some_and(|b| b != added_by) {
+                    feed_batch(c, &d, run_by.unwrap_or_default(), &std::mem::take(&mut run), now)?;
+                }
+                run_by = Some(added_by);
+                if let Some(item) = stored_item(&body, &version) {
+                    run.push(item);
+                }
+            }
+            if let Some(by) = run_by {
+                feed_batch(c, &d, by, &run, now)?;
+            }
+        }
+    }
+    let n: i64 = objects::table.filter(objects::collection_key.eq(derived_key)).count().get_result(c)?;
+    Ok(n)
+}
+
+/// A stored version read back as an item to feed a derived collection (`None` if its text no
+/// longer parses, which the store never lets in).
+fn stored_item(body: &str, version: &str) -> Option<NewObject> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let mut head = crate::model::stix::head_of(&value, 0).ok()?;
+    if head.version.is_none() {
+        head.version_key = stix_version_key(version);
+        head.version = Some(version.to_owned());
+    }
+    Some(NewObject { head, body: body.to_owned() })
+}
+
+fn feed_batch(c: &mut Conn, d: &Derived, added_by: i64, items: &[NewObject], now: Micros) -> StorageResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<&NewObject> = items.iter().collect();
+    let last = last_date_added(c, d.key)?;
+    insert_rows(c, d.key, added_by, &refs, now, last, d.bit, &|h, in_feed| d.admits(h, in_feed))?;
+    Ok(())
+}
+
+/// Locks the clocks of some collections (PostgreSQL), in ascending key order, the order every
+/// writer takes them in (a writer holds one source, then its derived collections).
+pub fn lock_clocks(c: &mut Conn, keys: &[i64]) -> StorageResult<()> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    for k in keys {
+        last_date_added(c, k)?;
+    }
+    Ok(())
+}
+
+/// Fills in the facet columns of the versions stored before the `feeds` migration: the
+/// migration records the highest `seq` to fill in (`facets_backfill` = "done:upto"), and this
+/// goes on from where it stopped, one batch per transaction, so an interrupted run resumes.
+/// Returns the versions filled in.
+pub fn backfill_facets(c: &mut Conn, ran: &[String]) -> StorageResult<u64> {
+    const KEY: &str = "facets_backfill";
+    if ran.iter().any(|v| v.replace('-', "").starts_with("20261205000000")) {
+        let upto: Option<i64> = objects::table.select(diesel::dsl::max(objects::seq)).first(c)?;
+        super::meta_set(c, KEY, &format!("0:{}", upto.unwrap_or(0)))?;
+    }
+    let mut filled = 0u64;
+    loop {
+        let Some(state) = super::meta_get(c, KEY)? else { return Ok(filled) };
+        let (done, upto) = state
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+            .unwrap_or((0, 0));
+        if done >= upto {
+            return Ok(filled);
+        }
+        let n = c.transaction::<_, StorageError, _>(|c| {
+            let rows: Vec<(i64, String)> = objects::table
+                .filter(objects::seq.gt(done))
+                .filter(objects::seq.le(upto))
+                .order(objects::seq.asc())
+                .limit(REBUILD_BATCH)
+                .select((objects::seq, objects::body))
+                .load(c)?;
+            let reached = rows.last().map_or(upto, |r| r.0);
+            for (seq, body) in &rows {
+                let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) else {
+                    continue;
+                };
+                let f = crate::model::feed::Facets::of(&map);
+                diesel::update(objects::table.filter(objects::seq.eq(seq)))
+                    .set((
+                        objects::confidence.eq(f.confidence),
+                        objects::created_by.eq(f.created_by.as_deref()),
+                        objects::tlp.eq(f.tlp.map(tlp_rank)),
+                        objects::labels.eq(f.labels_column()),
+                        objects::valid_from.eq(f.valid_from),
+                        objects::valid_until.eq(f.valid_until),
+                        objects::source_ref.eq(f.source_ref.as_deref()),
+                        objects::target_ref.eq(f.target_ref.as_deref()),
+                    ))
+                    .execute(c)?;
+            }
+            super::meta_set(c, KEY, &format!("{reached}:{upto}"))?;
+            Ok(rows.len() as u64)
+        })?;
+        filled += n;
+        if filled > 0 && filled % 100_000 < REBUILD_BATCH as u64 {
+            tracing::info!(filled, upto, "filling in the facets of stored versions");
+        }
+    }
 }
 
 /// Every stored version of one object in a collection, oldest first.

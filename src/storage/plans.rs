@@ -67,13 +67,23 @@ pub fn explain_hot_queries(
     let default = Filter::default();
     let by_ids = Filter { ids: ids.iter().take(10).cloned().collect(), ..Filter::default() };
     let typed = Filter { types: vec!["indicator".to_owned()], ..Filter::default() };
-    let page = |object, filter, after| PageQuery { collection, object, filter, after, fetch: 1001 };
-    let (p_object, p_ids, p_first, p_after, p_type) = (
+    let related = Filter { relationships_all: vec![one.to_owned()], ..Filter::default() };
+    let page = |object, filter, after| PageQuery {
+        collection,
+        object,
+        filter,
+        after,
+        fetch: 1001,
+        sources: None,
+        valid_at: None,
+    };
+    let (p_object, p_ids, p_first, p_after, p_type, p_related) = (
         page(Some(one), &default, None),
         page(None, &by_ids, None),
         page(None, &default, None),
         page(None, &default, Some(after)),
         page(None, &typed, Some(after)),
+        page(None, &related, None),
     );
     let mut out = Vec::new();
     macro_rules! explain {
@@ -91,6 +101,7 @@ pub fn explain_hot_queries(
     explain!("manifest page after a position", rows_query(&p_after));
     explain!("exists", exists_query(collection, one));
     explain!("versions", versions_query(collection, one));
+    explain!("match[relationships-all] page", bodies_query(&p_related));
     Ok(out)
 }
 

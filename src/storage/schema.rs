@@ -50,6 +50,7 @@ diesel::table! {
         alias -> Nullable<Text>,
         public_read -> Integer,
         sharing -> Text,
+        feed -> Text,
     }
 }
 
@@ -94,6 +95,15 @@ diesel::table! {
         latest -> Integer,
         added_by -> BigInt,
         body -> Text,
+        confidence -> Nullable<Integer>,
+        created_by -> Nullable<Text>,
+        tlp -> Nullable<Integer>,
+        labels -> Nullable<Text>,
+        valid_from -> Nullable<BigInt>,
+        valid_until -> Nullable<BigInt>,
+        source_mask -> BigInt,
+        source_ref -> Nullable<Text>,
+        target_ref -> Nullable<Text>,
     }
 }
 

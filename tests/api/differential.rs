@@ -153,6 +153,11 @@ fn probes(alice: &str) -> Vec<Probe> {
             "match[type]",
             "match[version]",
             "match[spec_version]",
+            "match[labels]",
+            "match[confidence-gte]",
+            "match[confidence-lte]",
+            "match[created_by_ref]",
+            "match[tlp]",
             "match[foo]",
             "match[id]=indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f&match[id]",
         ] {

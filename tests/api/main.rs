@@ -11,6 +11,7 @@ mod cli;
 mod compression;
 mod differential;
 mod endpoints;
+mod feeds;
 mod filters;
 mod ijson;
 mod ingest;

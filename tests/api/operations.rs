@@ -706,7 +706,7 @@ fn upgrade_to_integer_collection_keys_keeps_every_object_and_position() {
     s.stop();
     let url = concordia::storage::DbUrl::parse(&s.db_url()).unwrap();
     let mut c = concordia::storage::open(&url).unwrap();
-    let reverted = match &mut c {
+    let mut revert = || match &mut c {
         concordia::storage::AnyConnection::Sqlite(c) => {
             c.revert_last_migration(concordia::storage::SQLITE_MIGRATIONS).unwrap().to_string()
         }
@@ -714,14 +714,17 @@ fn upgrade_to_integer_collection_keys_keeps_every_object_and_position() {
             c.revert_last_migration(concordia::storage::PG_MIGRATIONS).unwrap().to_string()
         }
     };
-    assert!(reverted.starts_with("20261204"), "the last migration is the integer key: {reverted}");
+    let feeds = revert();
+    assert!(feeds.starts_with("20261205"), "the feeds migration goes first: {feeds}");
+    let reverted = revert();
+    assert!(reverted.starts_with("20261204"), "then the integer key: {reverted}");
     // Down: the objects carry the collection id again.
     assert_eq!(
         sql_text(&s.db_url(), &format!("(SELECT count(*) || '' FROM objects WHERE collection_id = '{SHARED}')")),
         "7"
     );
     let ran = concordia::storage::migrate(&mut c).unwrap();
-    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(ran.len(), 2, "{ran:?}");
     drop(c);
     assert_eq!(
         sql_text(

@@ -91,9 +91,12 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
     let private = key_of(&mut c, PRIVATE);
     let plans =
         concordia::storage::plans::explain_hot_queries(&mut c, private, &lookup, 1_000_000 + SMALL / 2, true).unwrap();
-    assert_eq!(plans.len(), 9);
+    assert_eq!(plans.len(), 10);
+    // The object and what refers to it: the version index and the two reference indexes.
+    let related = ["objects_version", "objects_source_ref", "objects_target_ref"];
     for p in &plans {
         let keyed_by_id = by_id.contains(&p.name);
+        let by_reference = p.name.starts_with("match[relationships-all]");
         if s.is_postgres() {
             let top: Value = serde_json::from_str(&p.plan).unwrap();
             let plan = &top[0]["Plan"];
@@ -109,7 +112,13 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
             );
             let on_objects: Vec<&&(String, String)> = scans.iter().filter(|(_, i)| i.starts_with("objects_")).collect();
             assert!(!on_objects.is_empty(), "{}: no index scan on objects: {nodes:?}", p.name);
-            if keyed_by_id {
+            if by_reference {
+                assert!(
+                    on_objects.iter().all(|(_, i)| related.contains(&i.as_str())) && on_objects.len() == 3,
+                    "{}: not through the version and reference indexes: {nodes:?}",
+                    p.name
+                );
+            } else if keyed_by_id {
                 assert!(
                     on_objects.iter().all(|(_, i)| i == "objects_version"),
                     "{}: looked up by id but not through objects_version: {nodes:?}",
@@ -147,7 +156,11 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
                 p.name,
                 p.plan
             );
-            if keyed_by_id {
+            if by_reference {
+                for index in related {
+                    assert!(p.plan.contains(&format!("INDEX {index} (")), "{}: {}", p.name, p.plan);
+                }
+            } else if keyed_by_id {
                 assert!(p.plan.contains("INDEX objects_version ("), "{}: {}", p.name, p.plan);
             } else {
                 assert!(!p.plan.contains("objects_version"), "{}: {}", p.name, p.plan);
@@ -192,10 +205,26 @@ fn hot_reads_are_prepared_once_per_connection() {
     let shapes = 6;
     for _ in 0..3 {
         for (object, filter) in [(None, &default), (None, &by_ids), (None, &typed), (Some(ids[0].as_str()), &default)] {
-            let p = PageQuery { collection: shared, object, filter, after: None, fetch: 1001 };
+            let p = PageQuery {
+                collection: shared,
+                object,
+                filter,
+                after: None,
+                fetch: 1001,
+                sources: None,
+                valid_at: None,
+            };
             assert!(!o::page_with_bodies(&mut c, &p, 1 << 20).unwrap().rows.is_empty());
         }
-        let p = PageQuery { collection: shared, object: None, filter: &default, after: Some(1), fetch: 101 };
+        let p = PageQuery {
+            collection: shared,
+            object: None,
+            filter: &default,
+            after: Some(1),
+            fetch: 101,
+            sources: None,
+            valid_at: None,
+        };
         assert_eq!(o::page(&mut c, &p).unwrap().rows.len(), 5);
         assert_eq!(o::versions_of(&mut c, shared, &ids[1]).unwrap().len(), 1);
     }

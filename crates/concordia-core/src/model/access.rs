@@ -28,6 +28,8 @@ pub struct CollectionInfo {
     pub alias: Option<String>,
     pub public_read: bool,
     pub sharing: super::policy::SharingPolicy,
+    /// Derived sources and filter, retention, TAXII 2.0.
+    pub feed: super::feed::FeedSettings,
 }
 
 /// Read and write rights of one caller on one collection.
@@ -217,12 +219,14 @@ impl AccessView {
 
     /// The caller's rights on a collection.
     pub fn rights(&self, who: &Principal, collection: &CollectionInfo) -> Rights {
-        match who {
+        let rights = match who {
             Principal::Partner { id, .. } => {
                 self.rights.get(id).and_then(|m| m.get(&collection.id)).copied().unwrap_or_default()
             }
             Principal::Anonymous => Rights { read: self.anonymous_read && collection.public_read, write: false },
-        }
+        };
+        // A derived collection takes no writes, whatever grants a database may hold.
+        Rights { write: rights.write && !collection.feed.is_derived(), ..rights }
     }
 
     /// Collections of an API root the caller can see, in stable order.
@@ -248,6 +252,35 @@ impl AccessView {
             }
         }
         out
+    }
+
+    /// The derived collections a write to `source` feeds, with the source's bit in each, in
+    /// ascending key order (the order their clocks are locked in).
+    pub fn derived_of(&self, source: &str) -> Vec<(&CollectionInfo, i64)> {
+        let mut out: Vec<(&CollectionInfo, i64)> =
+            self.collections.iter().filter_map(|c| c.feed.source_bit(source).map(|bit| (c, bit))).collect();
+        out.sort_by_key(|(c, _)| c.key);
+        out
+    }
+
+    /// What a caller who may read a derived collection sees of it: `None` for everything (it
+    /// may read every source, or the collection is not derived), else the bits of the sources
+    /// it may read. The grant of a derived collection narrows; it never widens.
+    pub fn readable_sources(&self, who: &Principal, collection: &CollectionInfo) -> Option<i64> {
+        if !collection.feed.is_derived() {
+            return None;
+        }
+        let mut bits = 0i64;
+        let mut all = true;
+        for (i, source) in collection.feed.derived_from.iter().enumerate() {
+            let readable = self.collection(source).is_some_and(|s| self.rights(who, s).read);
+            if readable {
+                bits |= 1i64 << i;
+            } else {
+                all = false;
+            }
+        }
+        (!all).then_some(bits)
     }
 
     /// API roots where the caller has at least one collection.

@@ -1,10 +1,14 @@
 //! Query parameters of the object endpoints (§3.4): parsing, validation and a canonical form.
 //!
-//! Every malformed value is rejected with a message that says what to fix (T-200); unknown
-//! `match[...]` fields and other unknown parameters are ignored (T-211).
+//! Every malformed value is rejected with a message that says what to fix (T-200). Unknown
+//! `match[...]` fields are rejected too (T-211 allows ignoring them, but a consumer that asks
+//! for `match[confidence-gte]` on a server that ignored it would load everything); other
+//! unknown parameters are ignored.
 
 use serde::{Deserialize, Serialize};
 
+use super::feed::normalise_label;
+use super::policy::Tlp;
 use super::stix::{shown, valid_identifier, valid_type};
 use super::time::{parse_taxii, stix_version_key, Micros};
 
@@ -26,9 +30,22 @@ pub enum Endpoint {
 impl Endpoint {
     fn allows(self, field: &str) -> bool {
         match self {
-            Endpoint::Objects | Endpoint::Manifest => {
-                matches!(field, "added_after" | "limit" | "next" | "id" | "type" | "version" | "spec_version")
-            }
+            Endpoint::Objects | Endpoint::Manifest => matches!(
+                field,
+                "added_after"
+                    | "limit"
+                    | "next"
+                    | "id"
+                    | "type"
+                    | "version"
+                    | "spec_version"
+                    | "labels"
+                    | "confidence-gte"
+                    | "confidence-lte"
+                    | "created_by_ref"
+                    | "tlp"
+                    | "relationships-all"
+            ),
             Endpoint::Object => matches!(field, "added_after" | "limit" | "next" | "version" | "spec_version"),
             Endpoint::Versions => matches!(field, "added_after" | "limit" | "next" | "spec_version"),
             Endpoint::Delete => matches!(field, "version" | "spec_version"),
@@ -72,6 +89,24 @@ pub struct Filter {
     /// Empty: the default, the latest spec version per object (T-219).
     #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
     pub spec_versions: Vec<String>,
+    /// `match[labels]`: any of these labels (normalised: lower case).
+    #[serde(rename = "l", default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// `match[confidence-gte]` / `match[confidence-lte]`.
+    #[serde(rename = "cg", default, skip_serializing_if = "Option::is_none")]
+    pub confidence_gte: Option<i32>,
+    #[serde(rename = "cl", default, skip_serializing_if = "Option::is_none")]
+    pub confidence_lte: Option<i32>,
+    /// `match[created_by_ref]`: any of these identity ids (lower case).
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub created_by: Vec<String>,
+    /// `match[tlp]`: the highest TLP level; objects without a TLP marking pass.
+    #[serde(rename = "tl", default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<Tlp>,
+    /// `match[relationships-all]`: these objects, and the relationships (by `source_ref` or
+    /// `target_ref`) and sightings (by `sighting_of_ref`) that refer to them.
+    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
+    pub relationships_all: Vec<String>,
 }
 
 impl Default for Filter {
@@ -82,6 +117,12 @@ impl Default for Filter {
             types: Vec::new(),
             versions: VersionSel::last(),
             spec_versions: Vec::new(),
+            labels: Vec::new(),
+            confidence_gte: None,
+            confidence_lte: None,
+            created_by: Vec::new(),
+            tlp: None,
+            relationships_all: Vec::new(),
         }
     }
 }
@@ -115,6 +156,25 @@ impl Filter {
         }
         if !self.spec_versions.is_empty() {
             parts.push(format!("match[spec_version]={}", self.spec_versions.join(",")));
+        }
+        let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        if !self.labels.is_empty() {
+            parts.push(format!("match[labels]={}", self.labels.iter().map(|l| enc(l)).collect::<Vec<_>>().join(",")));
+        }
+        if let Some(c) = self.confidence_gte {
+            parts.push(format!("match[confidence-gte]={c}"));
+        }
+        if let Some(c) = self.confidence_lte {
+            parts.push(format!("match[confidence-lte]={c}"));
+        }
+        if !self.created_by.is_empty() {
+            parts.push(format!("match[created_by_ref]={}", self.created_by.join(",")));
+        }
+        if let Some(t) = self.tlp {
+            parts.push(format!("match[tlp]={}", enc(tlp_value(t))));
+        }
+        if !self.relationships_all.is_empty() {
+            parts.push(format!("match[relationships-all]={}", self.relationships_all.join(",")));
         }
         parts.join("&")
     }
@@ -154,6 +214,55 @@ impl Filter {
             }
         }
     }
+}
+
+/// The `match[tlp]` value of a TLP level.
+fn tlp_value(t: Tlp) -> &'static str {
+    match t {
+        Tlp::Clear => "clear",
+        Tlp::Green => "green",
+        Tlp::Amber => "amber",
+        Tlp::AmberStrict => "amber+strict",
+        Tlp::Red => "red",
+    }
+}
+
+/// The `match[...]` fields this server filters on.
+pub const MATCH_FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "version",
+    "spec_version",
+    "labels",
+    "confidence-gte",
+    "confidence-lte",
+    "created_by_ref",
+    "tlp",
+    "relationships-all",
+];
+
+fn parse_confidence(name: &str, value: &str) -> Result<i32, QueryError> {
+    match value.parse::<i32>() {
+        Ok(n) if (0..=100).contains(&n) && value.bytes().all(|c| c.is_ascii_digit()) => Ok(n),
+        _ => err(format!("{name} '{}' is not a whole number from 0 to 100", shown(value))),
+    }
+}
+
+fn parse_tlp(value: &str) -> Result<Tlp, QueryError> {
+    // A literal '+' in a query string decodes to a space: `amber+strict` arrives as "amber strict".
+    Ok(match value.to_ascii_lowercase().as_str() {
+        "clear" | "white" => Tlp::Clear,
+        "green" => Tlp::Green,
+        "amber" => Tlp::Amber,
+        "amber+strict" | "amber strict" => Tlp::AmberStrict,
+        "red" => Tlp::Red,
+        _ => {
+            return err(format!(
+                "match[tlp] '{}' is not a TLP level: clear (or white), green, amber, amber+strict (written amber%2Bstrict) or red",
+                shown(value)
+            ))
+        }
+    })
 }
 
 /// A parsed query: filters, the client's limit and the `next` token, if any.
@@ -275,10 +384,16 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
             None => key.to_string(),
         };
         let is_match = key.starts_with("match[");
-        let known = matches!(field.as_str(), "added_after" | "limit" | "next") && !is_match
-            || is_match && matches!(field.as_str(), "id" | "type" | "version" | "spec_version");
+        if is_match && !MATCH_FIELDS.contains(&field.as_str()) {
+            return err(format!(
+                "{} is not a filter this server supports; the match fields are {}",
+                shown(&key),
+                MATCH_FIELDS.join(", ")
+            ));
+        }
+        let known = is_match || matches!(field.as_str(), "added_after" | "limit" | "next");
         if !known {
-            continue; // unknown parameters and match fields are ignored (T-211)
+            continue; // unknown parameters are ignored
         }
         if !seen.insert(key.to_string()) {
             return err(format!(
@@ -355,6 +470,64 @@ pub fn parse_query(raw: &str, endpoint: Endpoint) -> Result<Query, QueryError> {
                 has_filters = true;
                 filter.spec_versions = parse_spec_versions(&value)?;
             }
+            (true, "labels") => {
+                has_filters = true;
+                let mut labels: Vec<String> =
+                    list("match[labels]", &value)?.iter().map(|l| normalise_label(l)).collect();
+                if labels.iter().any(String::is_empty) {
+                    return err("match[labels] has an empty label");
+                }
+                if let Some(bad) = labels.iter().find(|l| l.chars().any(char::is_control)) {
+                    return err(format!("match[labels] value '{}' holds a control character", shown(bad)));
+                }
+                labels.sort();
+                labels.dedup();
+                filter.labels = labels;
+            }
+            (true, "confidence-gte") => {
+                has_filters = true;
+                filter.confidence_gte = Some(parse_confidence("match[confidence-gte]", &value)?);
+            }
+            (true, "confidence-lte") => {
+                has_filters = true;
+                filter.confidence_lte = Some(parse_confidence("match[confidence-lte]", &value)?);
+            }
+            (true, "relationships-all") => {
+                has_filters = true;
+                let mut ids = list("match[relationships-all]", &value)?;
+                for id in &mut ids {
+                    *id = id.to_ascii_lowercase();
+                    if valid_identifier(id).is_none() {
+                        return err(format!(
+                            "match[relationships-all] value '{}' is not a STIX identifier such as malware--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+                            shown(id)
+                        ));
+                    }
+                }
+                ids.sort();
+                ids.dedup();
+                filter.relationships_all = ids;
+            }
+            (true, "created_by_ref") => {
+                has_filters = true;
+                let mut ids = list("match[created_by_ref]", &value)?;
+                for id in &mut ids {
+                    *id = id.to_ascii_lowercase();
+                    if valid_identifier(id).is_none() {
+                        return err(format!(
+                            "match[created_by_ref] value '{}' is not a STIX identifier such as identity--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+                            shown(id)
+                        ));
+                    }
+                }
+                ids.sort();
+                ids.dedup();
+                filter.created_by = ids;
+            }
+            (true, "tlp") => {
+                has_filters = true;
+                filter.tlp = Some(parse_tlp(&value)?);
+            }
             _ => {}
         }
     }
@@ -409,6 +582,15 @@ mod tests {
             "match[id]=foo",
             "match[type]=Indicator",
             "match[type]=a%00b",
+            "match[foo]=1",
+            "match[confidence-gte]=101",
+            "match[confidence-gte]=-1",
+            "match[confidence-lte]=high",
+            "match[confidence-lte]=+5",
+            "match[tlp]=purple",
+            "match[tlp]=green,red",
+            "match[created_by_ref]=acme",
+            "match[labels]=a,,b",
         ] {
             assert!(parse_query(bad, Endpoint::Objects).is_err(), "{bad}");
         }
@@ -421,6 +603,9 @@ mod tests {
             "added_after=2016-01-01T01:01:01.5Z&match[id]=indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f&match[type]=indicator,malware",
             "match[version]=first,2016-01-01T01:01:01Z,last&match[spec_version]=2.0,2.1",
             "match[version]=all",
+            "match[labels]=APT,c%26c,a%2Bb&match[confidence-gte]=50&match[confidence-lte]=90&match[tlp]=amber%2Bstrict",
+            "match[created_by_ref]=identity--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f&match[tlp]=white",
+            "match[relationships-all]=malware--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
         ] {
             let f = parse_query(q, Endpoint::Objects).unwrap_or_else(|e| panic!("{e}")).filter;
             let again = parse_query(&f.to_query(), Endpoint::Objects).unwrap_or_else(|e| panic!("{e}")).filter;
@@ -444,6 +629,22 @@ mod tests {
         assert_eq!(picked(&f("match[spec_version]=2.0,2.1")), vec!["4"]);
         assert_eq!(picked(&f("match[spec_version]=2.0,2.1&match[version]=first")), vec!["1"]);
         assert_eq!(picked(&f("match[version]=all&match[spec_version]=2.0,2.1")), vec!["1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn richer_filters_are_normalised() {
+        let q = parse_query(
+            "match[labels]=APT,apt,C2&match[tlp]=amber+strict&match[confidence-gte]=0&match[created_by_ref]=identity--8E2E2D2B-17D4-4CBF-938F-98EE46B3CD3F",
+            Endpoint::Manifest,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.filter.labels, vec!["apt".to_owned(), "c2".to_owned()]);
+        assert_eq!(q.filter.tlp, Some(Tlp::AmberStrict), "a literal + decodes to a space");
+        assert_eq!(q.filter.confidence_gte, Some(0));
+        assert_eq!(q.filter.created_by, vec!["identity--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".to_owned()]);
+        // Not on the per-object endpoints, where they are ignored like match[type].
+        let q = parse_query("match[labels]=apt", Endpoint::Versions).unwrap_or_else(|e| panic!("{e}"));
+        assert!(q.filter.labels.is_empty());
     }
 
     #[test]

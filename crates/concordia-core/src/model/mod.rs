@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod cursor;
+pub mod feed;
 pub mod filter;
 pub mod ijson;
 pub mod plan;

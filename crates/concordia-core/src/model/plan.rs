@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use super::feed::FeedSettings;
 use super::policy::{ApiRootPolicy, DiscoveryPolicy, PartnerLimits, Policy, SharingPolicy};
 
 /// An API root as stored.
@@ -44,6 +45,8 @@ pub struct CollectionState {
     pub public: bool,
     /// `None` when the stored sharing policy cannot be read (it is then rewritten).
     pub sharing: Option<SharingPolicy>,
+    /// Derived sources and filter, retention, TAXII 2.0 (`None` when unreadable: rewritten).
+    pub feed: Option<FeedSettings>,
     pub grants: BTreeMap<String, (bool, bool)>,
     /// Object versions it holds (a collection holding any is never pruned).
     pub objects: i64,
@@ -69,6 +72,7 @@ pub struct CollectionSettings {
     pub alias: Option<String>,
     pub public: bool,
     pub sharing: SharingPolicy,
+    pub feed: FeedSettings,
 }
 
 /// A partner's allow-list and limits, for a plan line (nothing when the defaults apply).
@@ -151,6 +155,8 @@ pub enum Change {
     UpdateCollection {
         settings: CollectionSettings,
         sharing_changed: bool,
+        /// A derived collection's sources or filter changed: its contents are rebuilt.
+        rebuild: bool,
     },
     /// `--prune`, and only when it holds no object.
     RemoveCollection {
@@ -196,6 +202,14 @@ impl Change {
     }
 }
 
+fn derived_note(feed: &FeedSettings) -> String {
+    match feed.derived_from.len() {
+        0 => String::new(),
+        1 => ", derived from 1 collection".into(),
+        n => format!(", derived from {n} collections"),
+    }
+}
+
 fn rights(read: bool, write: bool) -> &'static str {
     match (read, write) {
         (true, true) => "read+write",
@@ -226,13 +240,16 @@ impl fmt::Display for Change {
             Change::RemoveGroup { name } => write!(f, "- group '{name}' with its memberships and grants"),
             Change::AddMember { group, partner } => write!(f, "+ member '{partner}' of group '{group}'"),
             Change::RemoveMember { group, partner } => write!(f, "- member '{partner}' of group '{group}'"),
-            Change::AddCollection(c) => write!(f, "+ collection '{}' ({}) in api root '{}'", c.title, c.id, c.api_root),
-            Change::UpdateCollection { settings, sharing_changed } => write!(
+            Change::AddCollection(c) => {
+                write!(f, "+ collection '{}' ({}) in api root '{}'{}", c.title, c.id, c.api_root, derived_note(&c.feed))
+            }
+            Change::UpdateCollection { settings, sharing_changed, rebuild } => write!(
                 f,
-                "~ collection '{}' ({}){}",
+                "~ collection '{}' ({}){}{}",
                 settings.title,
                 settings.id,
-                if *sharing_changed { " (sharing policy)" } else { "" }
+                if *sharing_changed { " (sharing policy)" } else { "" },
+                if *rebuild { " (derived contents rebuilt)" } else { "" }
             ),
             Change::RemoveCollection { id, title } => write!(f, "- collection '{title}' ({id})"),
             Change::Grant { title, group, read, write, .. } => {
@@ -384,6 +401,7 @@ impl Plan {
                 alias: col.alias.clone(),
                 public: col.public,
                 sharing: col.sharing.clone(),
+                feed: col.feed(),
             };
             let have_grants = match existing {
                 None => {
@@ -392,14 +410,19 @@ impl Plan {
                 }
                 Some(s) => {
                     let sharing_changed = s.sharing.as_ref() != Some(&col.sharing);
+                    let rebuild = match &s.feed {
+                        Some(old) => !old.same_contents(&settings.feed),
+                        None => settings.feed.is_derived(),
+                    };
                     if s.api_root != col.api_root
                         || s.title != col.title
                         || s.description != col.description
                         || s.alias != col.alias
                         || s.public != col.public
                         || sharing_changed
+                        || s.feed.as_ref() != Some(&settings.feed)
                     {
-                        ch.push(Change::UpdateCollection { settings: settings.clone(), sharing_changed });
+                        ch.push(Change::UpdateCollection { settings: settings.clone(), sharing_changed, rebuild });
                     }
                     // Grants of groups that go with this plan go with them.
                     s.grants
@@ -584,6 +607,7 @@ mod tests {
                 alias: c.alias.clone(),
                 public: c.public,
                 sharing: Some(c.sharing.clone()),
+                feed: Some(c.feed()),
                 grants,
                 objects: 3,
             });

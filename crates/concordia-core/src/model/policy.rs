@@ -291,6 +291,33 @@ pub struct CollectionPolicy {
     /// What the collection accepts beyond valid STIX 2.1 (custom content, TLP, spec versions).
     #[serde(default)]
     pub sharing: SharingPolicy,
+    /// A derived collection: the ids of its source collections. It holds the versions written
+    /// to them that its `filter` admits, and takes no writes of its own.
+    #[serde(default)]
+    pub derived_from: Vec<String>,
+    /// The filter of a derived collection.
+    pub filter: Option<super::feed::FeedFilter>,
+    /// Versions older than this many days are purged.
+    pub retention_days: Option<u32>,
+    /// With `retention_days`: the latest version of each object is kept whatever its age.
+    #[serde(default)]
+    pub keep_latest: bool,
+    /// Also served read-only as TAXII 2.0 under `/taxii20/`.
+    #[serde(default)]
+    pub taxii20: bool,
+}
+
+impl CollectionPolicy {
+    /// The collection's feed settings, as stored.
+    pub fn feed(&self) -> super::feed::FeedSettings {
+        super::feed::FeedSettings {
+            derived_from: self.derived_from.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            filter: self.filter.clone().unwrap_or_default(),
+            retention_days: self.retention_days,
+            keep_latest: self.keep_latest,
+            taxii20: self.taxii20,
+        }
+    }
 }
 
 /// A Traffic Light Protocol level, ordered from least to most restricted.
@@ -520,6 +547,55 @@ impl Policy {
                 if !groups.contains(g.as_str()) {
                     problems.push(format!("{label}: group '{g}' is not defined in this policy"));
                 }
+            }
+            if let Some(f) = &c.filter {
+                if c.derived_from.is_empty() {
+                    problems.push(format!("{label}: a filter needs derived_from (the source collections it filters)"));
+                }
+                problems.extend(f.problems(&label));
+            }
+            if !c.derived_from.is_empty() {
+                if !c.write.is_empty() {
+                    problems.push(format!(
+                        "{label}: a derived collection takes no writes; give its writers write on a source collection instead"
+                    ));
+                }
+                if c.derived_from.len() > super::feed::MAX_SOURCES {
+                    problems.push(format!(
+                        "{label}: derived_from lists more than {} collections",
+                        super::feed::MAX_SOURCES
+                    ));
+                }
+                if c.id.is_none() {
+                    problems.push(format!("{label}: a derived collection needs an id"));
+                }
+                let mut seen = HashSet::new();
+                for src in &c.derived_from {
+                    let src = src.to_ascii_lowercase();
+                    if !seen.insert(src.clone()) {
+                        problems.push(format!("{label}: derived_from lists '{src}' twice"));
+                    }
+                    match self.collections.iter().find(|o| o.id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&src))) {
+                        None => problems.push(format!(
+                            "{label}: derived_from '{src}' is not the id of a collection in this policy (sources need an id)"
+                        )),
+                        Some(o) if !o.derived_from.is_empty() => problems.push(format!(
+                            "{label}: derived_from '{src}' is itself derived; derive from stored collections"
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+            if c.keep_latest && c.retention_days.is_none() {
+                problems.push(format!("{label}: keep_latest needs retention_days"));
+            }
+            if c.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
+                problems.push(format!("{label}: retention_days must be between 1 and 36500"));
+            }
+            if c.retention_days.is_some() && !c.derived_from.is_empty() {
+                problems.push(format!(
+                    "{label}: a derived collection keeps what its sources keep; set retention_days on the sources"
+                ));
             }
         }
         if problems.is_empty() {

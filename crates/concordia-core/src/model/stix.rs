@@ -13,6 +13,8 @@ pub struct ObjectHead {
     /// Normalised comparison key of `version`.
     pub version_key: Option<String>,
     pub spec_version: String,
+    /// What filters look at (confidence, TLP, labels, validity, ...).
+    pub facets: super::feed::Facets,
 }
 
 struct Head<'a> {
@@ -193,7 +195,7 @@ pub fn head_of(value: &serde_json::Value, index: usize) -> Result<ObjectHead, Ob
         None if version.is_some() => "2.0".into(),
         None => "2.1".into(),
     };
-    Ok(ObjectHead { id, stix_type, version, version_key, spec_version })
+    Ok(ObjectHead { id, stix_type, version, version_key, spec_version, facets: super::feed::Facets::of(map) })
 }
 
 #[cfg(test)]

@@ -1,0 +1,12 @@
+DROP INDEX objects_target_ref;
+DROP INDEX objects_source_ref;
+ALTER TABLE objects DROP COLUMN target_ref;
+ALTER TABLE objects DROP COLUMN source_ref;
+ALTER TABLE objects DROP COLUMN source_mask;
+ALTER TABLE objects DROP COLUMN valid_until;
+ALTER TABLE objects DROP COLUMN valid_from;
+ALTER TABLE objects DROP COLUMN labels;
+ALTER TABLE objects DROP COLUMN tlp;
+ALTER TABLE objects DROP COLUMN created_by;
+ALTER TABLE objects DROP COLUMN confidence;
+ALTER TABLE collections DROP COLUMN feed;
