@@ -78,6 +78,9 @@ enum Command {
     /// The audit trail: verify, recipients of an object, export, purge.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Remove the object versions older than their collection's retention_days now (every
+    /// server node also does this hourly), recorded in the audit trail.
+    Purge,
     /// Validate STIX 2.1 files offline (bundles, envelopes, lists or single objects) with the
     /// server's rules; exits non-zero if any object is invalid.
     Validate {
@@ -383,6 +386,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (storage, operator) = open_as_operator(&config)?;
             let import = Import { collection, partner, operator_override: *force, batch: (*batch).clamp(1, 50_000) };
             run_import(&config, storage, &operator, &import, files)
+        }
+        Command::Purge => {
+            let config = load_config(&cli, Layer::default())?;
+            init_tracing(config.json_logs);
+            let (storage, operator) = open_as_operator(&config)?;
+            let purged = crate::service::feeds::purge_retention(&storage, &operator, now_micros())?;
+            if purged.is_empty() {
+                println!("no collection has retention_days");
+            }
+            for p in purged {
+                println!("{} ({}): {} object versions purged", p.title, p.collection, p.versions);
+            }
+            Ok(())
         }
         Command::CheckConfig => {
             let config = load_config(&cli, Layer::default())?;

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub objects_refused: IntCounterVec,
     /// Objects (or manifest records, versions) served, by collection and partner.
     pub objects_served: IntCounterVec,
+    /// Object versions removed by a collection's retention, by collection.
+    pub objects_purged: IntCounterVec,
+    /// Versions in a `valid_now` derived collection whose `valid_until` passed, by collection.
+    pub objects_expired: IntCounterVec,
     /// Failed logins by reason.
     pub auth_failures: IntCounterVec,
     /// Memory-hard password verifications run (the dummy ones for unknown names included).
@@ -84,6 +88,18 @@ impl Metrics {
             "Objects, manifest records or versions served",
             &["collection", "partner"],
         )?;
+        let objects_purged = counter(
+            &r,
+            "concordia_objects_purged_total",
+            "Object versions removed by their collection's retention_days",
+            &["collection"],
+        )?;
+        let objects_expired = counter(
+            &r,
+            "concordia_objects_expired_total",
+            "Versions whose valid_until passed in a derived collection that shows only objects valid now",
+            &["collection"],
+        )?;
         let auth_failures = counter(&r, "concordia_auth_failures_total", "Failed logins by reason", &["reason"])?;
         let limited = counter(&r, "concordia_limited_total", "Requests refused by a limit", &["limit"])?;
         let password_verifications = IntCounter::new(
@@ -125,6 +141,8 @@ impl Metrics {
             objects_written,
             objects_refused,
             objects_served,
+            objects_purged,
+            objects_expired,
             auth_failures,
             password_verifications,
             limited,
@@ -176,6 +194,8 @@ mod tests {
         m.objects_written.with_label_values(&["c", "p"]).inc();
         m.objects_refused.with_label_values(&["c", "p"]).inc();
         m.objects_served.with_label_values(&["c", "p"]).inc();
+        m.objects_purged.with_label_values(&["c"]).inc();
+        m.objects_expired.with_label_values(&["c"]).inc();
         m.auth_failures.with_label_values(&["invalid"]).inc();
         m.limited.with_label_values(&["requests"]).inc();
         m.pool_connections.with_label_values(&["idle"]).set(1);
@@ -186,6 +206,8 @@ mod tests {
             "concordia_objects_written_total",
             "concordia_objects_refused_total",
             "concordia_objects_served_total",
+            "concordia_objects_purged_total",
+            "concordia_objects_expired_total",
             "concordia_auth_failures_total",
             "concordia_password_verifications_total",
             "concordia_limited_total",

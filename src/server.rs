@@ -161,6 +161,9 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
                     Err(e) => tracing::warn!(error = %e, "status purge failed"),
                 }
             }
+            if ticks % hourly == 1 {
+                refresher.housekeep_feeds().await;
+            }
             if let Some(days) = retention.filter(|_| ticks % hourly == 1) {
                 match refresher.purge_audit(days).await {
                     Ok(n) if n > 0 => tracing::info!(record.count = n, "purged audit records past their retention"),

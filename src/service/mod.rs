@@ -3,6 +3,7 @@
 //! the caller may not see is reported exactly like an unknown one. No actix, no SQL here.
 
 pub mod audit;
+pub mod feeds;
 pub mod limits;
 mod objects;
 pub mod operator;
@@ -11,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 pub use objects::{prepare_object, Page, MAX_OBJECTS_PER_ENVELOPE};
 
-use self::audit::{Auditor, RequestMeta};
+use self::audit::{Auditor, Operator, RequestMeta};
 use crate::auth::{AuthError, Authenticator};
 use crate::model::access::{
     AccessView, ApiRootInfo, AuthMethod, Caller, CollectionInfo, Credential, PeerCertificate, Principal, Rights,
@@ -145,6 +146,8 @@ pub struct Service {
     draining: std::sync::atomic::AtomicBool,
     /// When the keys were last reloaded because a token named an unknown key.
     keys_reloaded: std::sync::atomic::AtomicI64,
+    /// Up to when expiries in `valid_now` feeds were counted (see `housekeep_feeds`).
+    expiry_checked: std::sync::atomic::AtomicI64,
 }
 
 impl Service {
@@ -166,6 +169,7 @@ impl Service {
             settings,
             draining: std::sync::atomic::AtomicBool::new(false),
             keys_reloaded: std::sync::atomic::AtomicI64::new(0),
+            expiry_checked: std::sync::atomic::AtomicI64::new(now_micros()),
         }
     }
 
@@ -396,6 +400,45 @@ impl Service {
         let before = now_micros().saturating_sub(span);
         let by = format!("retention ({days} days) on {}", audit::host_name());
         Ok(self.storage.write(move |c| audit::purge(c, before, &by)).await?)
+    }
+
+    /// The hourly work of feeds: the retention purge of every collection with
+    /// `retention_days`, and the count of versions that expired in `valid_now` feeds since the
+    /// last run (both exported as metrics). Failures are logged; the next run tries again.
+    pub async fn housekeep_feeds(&self) {
+        let storage = self.storage.clone();
+        let by = Operator { id: format!("retention on {}", audit::host_name()), audit: self.settings.audit };
+        let now = now_micros();
+        let since = self.expiry_checked.swap(now, std::sync::atomic::Ordering::Relaxed);
+        let view = self.view();
+        let job = tokio::task::spawn_blocking(move || {
+            let purged = feeds::purge_retention(&storage, &by, now);
+            let expired = feeds::expired_between(&storage, &view, since, now);
+            (purged, expired)
+        })
+        .await;
+        let m = crate::metrics::get();
+        match job {
+            Ok((purged, expired)) => {
+                match purged {
+                    Ok(purged) => {
+                        for p in purged.iter().filter(|p| p.versions > 0) {
+                            m.objects_purged.with_label_values(&[p.collection.as_str()]).inc_by(p.versions);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+                }
+                match expired {
+                    Ok(expired) => {
+                        for (collection, n) in expired.into_iter().filter(|e| e.1 > 0) {
+                            m.objects_expired.with_label_values(&[collection.as_str()]).inc_by(n.unsigned_abs());
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "expiry count failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "feed housekeeping stopped"),
+        }
     }
 
     /// Deletes statuses past their retention period.

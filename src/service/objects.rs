@@ -486,13 +486,7 @@ impl Service {
     }
 }
 
-/// The derived collections a write to `source` feeds (see `AccessView::derived_of`).
-fn derived_targets(view: &crate::model::access::AccessView, source: &str) -> Vec<storage::objects::Derived> {
-    view.derived_of(source)
-        .into_iter()
-        .map(|(d, bit)| storage::objects::Derived { key: d.key, bit, filter: d.feed.filter.clone() })
-        .collect()
-}
+use super::feeds::derived_targets;
 
 /// A write about to be stored: where, as whom, and its audit record (completed in the transaction).
 #[derive(Clone)]

@@ -845,6 +845,76 @@ fn withdraw(c: &mut Conn, d: &Derived, stix_id: &str, gone: &[(String, String)])
     Ok(())
 }
 
+/// One step of a retention purge (call inside a write transaction): removes up to `limit`
+/// versions of a collection added before `cutoff` and after `after` (the latest version of each
+/// object stays if `keep_latest`), and takes them out of the derived collections of this source.
+/// Returns the versions removed, as (id, facts), and the last position looked at (`None` when
+/// there is nothing left to look at).
+#[allow(clippy::too_many_arguments)]
+pub fn purge_before(
+    c: &mut Conn,
+    collection: i64,
+    cutoff: Micros,
+    keep_latest: bool,
+    after: i64,
+    limit: i64,
+    derived: &[Derived],
+    generation: Option<i64>,
+) -> StorageResult<(Vec<(String, VersionFacts)>, Option<i64>)> {
+    last_date_added(c, collection)?;
+    if let Some(g) = generation {
+        if super::generation(c)? != g {
+            return Err(StorageError::StalePolicy);
+        }
+    }
+    // Through the position index, oldest first; the latest versions kept are skipped by the
+    // position the next step starts after.
+    let rows: Vec<(i64, i32, String, VersionFacts)> = objects::table
+        .filter(objects::collection_key.eq(collection))
+        .filter(objects::date_added.gt(after))
+        .filter(objects::date_added.lt(cutoff))
+        .order(objects::date_added.asc())
+        .limit(limit)
+        .select((
+            objects::seq,
+            objects::latest,
+            objects::stix_id,
+            (objects::version, objects::version_key, objects::spec_version, objects::stix_type, objects::date_added),
+        ))
+        .load(c)?;
+    let last = rows.last().map(|r| r.3 .4);
+    let gone: Vec<(i64, String, VersionFacts)> = rows
+        .into_iter()
+        .filter(|(_, latest, _, _)| !(keep_latest && *latest == 1))
+        .map(|(seq, _, id, facts)| (seq, id, facts))
+        .collect();
+    let seqs: Vec<i64> = gone.iter().map(|g| g.0).collect();
+    for chunk in seqs.chunks(LOOKUP_CHUNK) {
+        diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;
+    }
+    let mut by_id: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+    for (_, id, f) in &gone {
+        by_id.entry(id.as_str()).or_default().push((f.1.clone(), f.2.clone()));
+    }
+    for (id, versions) in &by_id {
+        recompute_flags(c, collection, id)?;
+        for d in derived {
+            withdraw(c, d, id, versions)?;
+        }
+    }
+    Ok((gone.into_iter().map(|(_, id, f)| (id, f)).collect(), last))
+}
+
+/// How many versions of a collection stopped being valid (`valid_until`) in `(from, to]`.
+pub fn count_expired(c: &mut Conn, collection: i64, from: Micros, to: Micros) -> StorageResult<i64> {
+    Ok(objects::table
+        .filter(objects::collection_key.eq(collection))
+        .filter(objects::valid_until.gt(from))
+        .filter(objects::valid_until.le(to))
+        .count()
+        .get_result(c)?)
+}
+
 /// Versions read per step when a derived collection is rebuilt or facets are filled in.
 const REBUILD_BATCH: i64 = 1000;
 

@@ -589,3 +589,91 @@ fn derived_collections_never_widen_access_for_random_policies() {
         }
     }
 }
+
+/// Retention: `concordia purge` (and every node, hourly) removes the versions added longer ago
+/// than `retention_days`; with `keep_latest` the latest version of each object stays. What goes
+/// also leaves the derived collections it fed, and each purge is in the audit trail, whose
+/// chains still verify. The server's own run counts them in `concordia_objects_purged_total`.
+#[test]
+fn retention_purges_old_versions_and_records_it() {
+    let policy = FEED_POLICY
+        .replace(
+            "title = \"Alliance indicators\"\nread = [\"alliance-readers\"]\nwrite = [\"writers\"]",
+            "title = \"Alliance indicators\"\nread = [\"alliance-readers\"]\nwrite = [\"writers\"]\nretention_days = 7\nkeep_latest = true",
+        )
+        .replace(
+            "title = \"Alpha national\"\nread = [\"alpha-readers\"]\nwrite = [\"writers\"]",
+            "title = \"Alpha national\"\nread = [\"alpha-readers\"]\nwrite = [\"writers\"]\nretention_days = 7",
+        );
+    assert_ne!(policy, FEED_POLICY);
+    let mut s = TestServer::start_with(&policy, &[("CONCORDIA_METRICS_TOKEN", "metrics-token-0123456789")]);
+    for p in ["alice", "siem"] {
+        s.add_password(p, &format!("pw-{p}-secret"));
+    }
+    let (x, y, z) = (new_id("indicator"), new_id("indicator"), new_id("indicator"));
+    let v = |id: &str, m: &str| ind(id, m, Some(90), None);
+    s.add(
+        "r",
+        ALLIANCE,
+        &as_("alice"),
+        &[v(&x, "2021-01-01T00:00:00.000Z"), v(&y, "2021-01-01T00:00:00.000Z"), v(&z, "2021-01-01T00:00:00.000Z")],
+    );
+    s.add("r", ALLIANCE, &as_("alice"), &[v(&x, "2021-02-01T00:00:00.000Z"), v(&z, "2021-02-01T00:00:00.000Z")]);
+    s.add("r", ALPHA, &as_("alice"), &[v(&x, "2021-01-01T00:00:00.000Z")]);
+    // Everything so far was added 8 days ago; then one fresh version of z.
+    let url = s.db_url();
+    let backdate = "UPDATE objects SET date_added = date_added - 691200000000 WHERE collection_key IN \
+                    (SELECT collection_key FROM collection_clock WHERE collection_id IN ('a1a1a1a1-0000-4000-8000-000000000001', 'a1a1a1a1-0000-4000-8000-000000000002'))";
+    sql_exec(&url, backdate).unwrap();
+    s.add("r", ALLIANCE, &as_("alice"), &[v(&z, "2021-03-01T00:00:00.000Z")]);
+    let versions = |s: &TestServer, col: &str, id: &str| -> Vec<String> {
+        let r = s.get(&format!("{}{id}/versions/", objects_path(col)), &as_("siem"));
+        if r.status == 404 {
+            return Vec::new();
+        }
+        r.json()["versions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(versions(&s, FEED, &x).len(), 2);
+
+    let (ok, out, err) = s.cli(&["purge"], None);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("Alliance indicators (a1a1a1a1-0000-4000-8000-000000000001): 3 object versions purged"),
+        "{out}"
+    );
+    assert!(out.contains("Alpha national (a1a1a1a1-0000-4000-8000-000000000002): 1 object versions purged"), "{out}");
+    // keep_latest: x keeps its latest, y its only version; z lost both old ones.
+    assert_eq!(versions(&s, ALLIANCE, &x), vec!["2021-02-01T00:00:00.000Z"]);
+    assert_eq!(versions(&s, ALLIANCE, &y), vec!["2021-01-01T00:00:00.000Z"]);
+    assert_eq!(versions(&s, ALLIANCE, &z), vec!["2021-03-01T00:00:00.000Z"]);
+    // Without keep_latest, everything old goes.
+    assert_eq!(versions(&s, ALPHA, &x), Vec::<String>::new());
+    // The feed follows: x's first version was held by both sources, and both purged it.
+    assert_eq!(versions(&s, FEED, &x), vec!["2021-02-01T00:00:00.000Z"]);
+    assert_eq!(versions(&s, FEED, &z), vec!["2021-03-01T00:00:00.000Z"]);
+    // A second run finds nothing more.
+    let (_, again, _) = s.cli(&["purge"], None);
+    assert!(again.contains("0 object versions purged") && !again.contains(": 3 "), "{again}");
+    // In the audit trail, naming the versions; the chains still verify.
+    let (ok, export, err) = s.cli(&["audit", "export"], None);
+    assert!(ok, "{err}");
+    let purges: Vec<&str> = export.lines().filter(|l| l.contains("retention_purge")).collect();
+    assert_eq!(purges.len(), 2, "{export}");
+    assert!(purges.iter().any(|l| l.contains(&z) && l.contains("2021-02-01T00:00:00.000Z")), "{purges:?}");
+    let (ok, out, err) = s.cli(&["audit", "verify"], None);
+    assert!(ok, "{out}{err}");
+
+    // The server's hourly run (its first comes right after it starts) counts what it purges.
+    sql_exec(&url, backdate).unwrap();
+    s.add("r", ALLIANCE, &as_("alice"), &[v(&y, "2021-04-01T00:00:00.000Z")]);
+    s.restart();
+    let metrics = |s: &TestServer| s.get("/metrics", &Auth::Bearer("metrics-token-0123456789".into())).text();
+    assert!(
+        wait_until(|| metrics(&s)
+            .contains("concordia_objects_purged_total{collection=\"a1a1a1a1-0000-4000-8000-000000000001\"} 1")),
+        "{}",
+        metrics(&s)
+    );
+    assert_eq!(versions(&s, ALLIANCE, &y), vec!["2021-04-01T00:00:00.000Z"]);
+    assert_eq!(versions(&s, ALLIANCE, &z), vec!["2021-03-01T00:00:00.000Z"], "the latest stays, however old");
+}

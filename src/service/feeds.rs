@@ -1,0 +1,117 @@
+//! Feeds: retention of object versions per collection, and the expiry count of `valid_now`
+//! derived collections. Run by every node's housekeeping (hourly) and by `concordia purge`.
+
+use super::audit::{record_write, Operator};
+use crate::model::access::AccessView;
+use crate::model::time::{format_taxii, Micros};
+use crate::storage::objects::Derived;
+use crate::storage::{self, Storage, StorageError, StorageResult};
+
+/// Versions removed per transaction (and per audit record).
+const PURGE_BATCH: i64 = 1000;
+
+/// What a retention purge removed from one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purged {
+    pub collection: String,
+    pub title: String,
+    pub versions: u64,
+}
+
+/// The derived collections a change to `source` reaches (see `AccessView::derived_of`).
+pub fn derived_targets(view: &AccessView, source: &str) -> Vec<Derived> {
+    view.derived_of(source)
+        .into_iter()
+        .map(|(d, bit)| Derived { key: d.key, bit, filter: d.feed.filter.clone() })
+        .collect()
+}
+
+/// Removes, in every collection with `retention_days`, the versions added longer ago than that
+/// (keeping the latest version of each object with `keep_latest`), and takes them out of the
+/// derived collections they fed. Each batch is one transaction with its audit record
+/// (`retention_purge`, in the collection's chain, naming every version removed).
+///
+/// # Errors
+/// Database failures; what was purged before them stays purged.
+pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> StorageResult<Vec<Purged>> {
+    let mut view = storage.read_blocking(storage::access::load_view)?;
+    let mut out = Vec::new();
+    let ids: Vec<String> = view
+        .collections
+        .iter()
+        .filter(|c| c.feed.retention_days.is_some() && !c.feed.is_derived())
+        .map(|c| c.id.clone())
+        .collect();
+    for id in ids {
+        let mut after = i64::MIN;
+        let mut purged = 0u64;
+        let mut title = String::new();
+        loop {
+            let Some(col) = view.collection(&id) else { break };
+            let Some(days) = col.feed.retention_days else { break };
+            title.clone_from(&col.title);
+            let cutoff = now.saturating_sub(i64::from(days).saturating_mul(86_400_000_000));
+            let (key, keep_latest, derived, generation) =
+                (col.key, col.feed.keep_latest, derived_targets(&view, &id), view.generation);
+            let step = storage.write_blocking(|c| {
+                let (gone, last) =
+                    storage::objects::purge_before(c, key, cutoff, keep_latest, after, PURGE_BATCH, &derived, Some(generation))?;
+                if by.audit && !gone.is_empty() {
+                    let versions: Vec<serde_json::Value> = gone
+                        .iter()
+                        .map(|(oid, (version, _, spec, ty, added))| {
+                            serde_json::json!({ "id": oid, "version": version, "spec_version": spec, "type": ty, "date_added": format_taxii(*added) })
+                        })
+                        .collect();
+                    let mut record = by.record(
+                        "retention_purge",
+                        serde_json::json!({ "retention_days": days, "keep_latest": keep_latest, "versions": versions }),
+                    );
+                    record.collection_id = Some(id.clone());
+                    record.object_count = Some(i64::try_from(gone.len()).unwrap_or(i64::MAX));
+                    record_write(c, &id, &record)?;
+                }
+                Ok((gone.len() as u64, last))
+            });
+            match step {
+                Ok((n, last)) => {
+                    purged += n;
+                    match last {
+                        Some(last) => after = last,
+                        None => break,
+                    }
+                }
+                // The policy changed (a derived collection may have appeared): reload, go on.
+                Err(StorageError::StalePolicy) => view = storage.read_blocking(storage::access::load_view)?,
+                Err(e) => return Err(e),
+            }
+        }
+        if purged > 0 {
+            tracing::info!(collection = %id, versions = purged, "retention purge");
+        }
+        out.push(Purged { collection: id, title, versions: purged });
+    }
+    Ok(out)
+}
+
+/// For each derived collection that shows only objects valid now: how many of its versions
+/// stopped being valid in `(from, to]` (for the `concordia_objects_expired_total` metric).
+///
+/// # Errors
+/// Database failures.
+pub fn expired_between(
+    storage: &Storage,
+    view: &AccessView,
+    from: Micros,
+    to: Micros,
+) -> StorageResult<Vec<(String, i64)>> {
+    let feeds: Vec<(String, i64)> = view
+        .collections
+        .iter()
+        .filter(|c| c.feed.is_derived() && c.feed.filter.checks_validity())
+        .map(|c| (c.id.clone(), c.key))
+        .collect();
+    storage.read_blocking(|c| {
+        feeds.into_iter().map(|(id, key)| Ok((id, storage::objects::count_expired(c, key, from, to)?))).collect()
+    })
+}
