@@ -46,8 +46,7 @@ pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> Storage
         let mut after = i64::MIN;
         let mut purged = 0u64;
         let mut title = String::new();
-        loop {
-            let Some(col) = view.collection(&id) else { break };
+        while let Some(col) = view.collection(&id) {
             let Some(days) = col.feed.retention_days else { break };
             title.clone_from(&col.title);
             let cutoff = now.saturating_sub(i64::from(days).saturating_mul(86_400_000_000));
