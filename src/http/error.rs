@@ -18,6 +18,9 @@ pub enum HttpError {
     Auth(#[from] AuthError),
     #[error("the Accept header allows no TAXII 2.1 media type; send Accept: application/taxii+json;version=2.1")]
     NotAcceptable,
+    /// On the TAXII 2.0 view.
+    #[error("the Accept header allows no TAXII 2.0 media type here; send Accept: application/vnd.oasis.taxii+json; version=2.0 (application/vnd.oasis.stix+json; version=2.0 for objects), or use the TAXII 2.1 URLs")]
+    NotAcceptable20,
     #[error("Content-Type must be application/taxii+json;version=2.1 (got '{0}')")]
     UnsupportedMediaType(String),
     #[error("the request body is larger than this API root's max_content_length of {0} bytes; send smaller envelopes")]
@@ -88,7 +91,9 @@ impl HttpError {
                 (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "too_many_failed_logins")
             }
             HttpError::Auth(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", "authentication_required"),
-            HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "Not Acceptable", "not_acceptable"),
+            HttpError::NotAcceptable | HttpError::NotAcceptable20 => {
+                (StatusCode::NOT_ACCEPTABLE, "Not Acceptable", "not_acceptable")
+            }
             HttpError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type", "unsupported_media_type")
             }

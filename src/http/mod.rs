@@ -5,6 +5,7 @@ pub mod client;
 pub mod coding;
 pub mod error;
 pub mod media;
+pub mod taxii20;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +67,8 @@ fn both(path: &str) -> [String; 2] {
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Before the TAXII 2.1 routes, whose `/{root}/` would take `/taxii20/`.
+    taxii20::configure(cfg);
     let not_allowed = |allow: &'static str| {
         web::to(move || async move { Err::<HttpResponse, _>(HttpError::MethodNotAllowed(allow)) })
     };
@@ -203,6 +206,15 @@ async fn caller(req: &HttpRequest, svc: &Service) -> Result<Principal, HttpError
 /// Authenticates the request (password, API key or client certificate) and checks its `Accept`
 /// header; notes the outcome for the audit trail.
 async fn authenticated(req: &HttpRequest, svc: &Service) -> Result<Caller, HttpError> {
+    let caller = authenticated_only(req, svc).await?;
+    if !media::accepts_taxii21(header_str(req, header::ACCEPT)) {
+        return Err(HttpError::NotAcceptable);
+    }
+    Ok(caller)
+}
+
+/// [`authenticated`] without the `Accept` check (the TAXII 2.0 view checks its own types).
+async fn authenticated_only(req: &HttpRequest, svc: &Service) -> Result<Caller, HttpError> {
     let auth = header_str(req, header::AUTHORIZATION);
     let client = meta(req).client;
     let cert = req.conn_data::<PeerCertificate>();
@@ -250,9 +262,6 @@ async fn authenticated(req: &HttpRequest, svc: &Service) -> Result<Caller, HttpE
         tracing::info!(client = %client.map(|c| c.to_string()).unwrap_or_default(), limit, "request refused by a limit");
         note(req, |n| n.refused = Some(limit.to_owned()));
         return Err(HttpError::Service(refusal.into()));
-    }
-    if !media::accepts_taxii21(header_str(req, header::ACCEPT)) {
-        return Err(HttpError::NotAcceptable);
     }
     Ok(caller)
 }

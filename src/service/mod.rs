@@ -7,6 +7,7 @@ pub mod feeds;
 pub mod limits;
 mod objects;
 pub mod operator;
+pub mod taxii20;
 
 use std::sync::{Arc, RwLock};
 

@@ -67,7 +67,7 @@ fn wrap<I: IntoIterator<Item = Vec<u8>>>(key: &str, more: bool, next: Option<&st
 
 /// Most bytes of object bodies in one page; a page stops early (with `more` and `next`) rather
 /// than build a response of unbounded size from very large objects.
-const PAGE_BYTE_BUDGET: usize = 32 * 1024 * 1024;
+pub(crate) const PAGE_BYTE_BUDGET: usize = 32 * 1024 * 1024;
 
 /// Most objects accepted in one envelope (each gets a line in the status resource).
 pub const MAX_OBJECTS_PER_ENVELOPE: usize = 100_000;

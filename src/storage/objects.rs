@@ -488,12 +488,27 @@ type Boxed<'a, ST> = objects::BoxedQuery<'a, MultiBackend, ST>;
 type Cond<'a> = Box<dyn BoxableExpression<objects::table, MultiBackend, SqlType = diesel::sql_types::Bool> + 'a>;
 
 /// Applies the filters (T-063, §3.4.1) and the keyset position to a query.
-fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
+fn apply<'a, ST: 'a>(q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
+    let q = filtered(q, p);
+    if by_id(p) {
+        q.order((objects::date_added + 0i64).asc()).limit(p.fetch)
+    } else {
+        q.order(objects::date_added.asc()).limit(p.fetch)
+    }
+}
+
+/// Whether a page query looks objects up by id (see [`filtered`]).
+fn by_id(p: &PageQuery<'_>) -> bool {
+    p.object.is_some() || !p.filter.ids.is_empty() || !p.filter.relationships_all.is_empty()
+}
+
+/// The filters and the keyset position of a page query, without its order and limit.
+fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     // Queries for given ids match few rows: they must look them up through the version index
     // (its key, `ObjectKey`) rather than walk a type/latest/date_added index over the whole
     // collection, so their other terms are written as expressions no index holds (`latest + 0`,
     // `stix_type || ''`, `date_added + 0`).
-    let by_id = p.object.is_some() || !p.filter.ids.is_empty() || !p.filter.relationships_all.is_empty();
+    let by_id = by_id(p);
     let f = p.filter;
     // By id: the version index's key, whatever the statistics say (see `ObjectKey`), which
     // carries the collection. Otherwise the plain column, which only the position, latest and
@@ -643,11 +658,49 @@ fn apply<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
     if let Some(t) = lower {
         q = q.filter(objects::date_added.gt(t));
     }
-    if by_id {
-        q.order((objects::date_added + 0i64).asc()).limit(p.fetch)
-    } else {
-        q.order(objects::date_added.asc()).limit(p.fetch)
+    q
+}
+
+/// How many versions a page query matches from its position on (the TAXII 2.0 view's
+/// `Content-Range` total): a count over the same index range the pages read.
+pub fn count_rows(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<i64> {
+    let q = objects::table.select(diesel::dsl::count_star()).into_boxed();
+    Ok(filtered(q, p).get_result(c)?)
+}
+
+/// The `date_added` of the version at `offset` (0-based) among those a page query matches: a
+/// TAXII 2.0 `Range` that does not continue the page before it starts after the one before.
+pub fn position_at(c: &mut Conn, p: &PageQuery<'_>, offset: i64) -> StorageResult<Option<i64>> {
+    let q = objects::table.select(objects::date_added).into_boxed();
+    Ok(apply(q, p).offset(offset).limit(1).get_result(c).optional()?)
+}
+
+/// Every version of some objects in a collection (from the sources in `sources` in a derived
+/// collection): id -> [(version key, version)], for the TAXII 2.0 manifest.
+pub fn versions_of_many(
+    c: &mut Conn,
+    collection: i64,
+    ids: &[&str],
+    sources: Option<i64>,
+) -> StorageResult<HashMap<String, Vec<(String, String)>>> {
+    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let mut q = objects::table
+            .filter(key_in(collection, chunk.iter().copied()))
+            .select((objects::stix_id, objects::version_key, objects::version))
+            .into_boxed();
+        if let Some(bits) = sources {
+            q = q.filter(FromSources(bits));
+        }
+        for (id, key, version) in q.load::<(String, String, String)>(c)? {
+            out.entry(id).or_default().push((key, version));
+        }
     }
+    for v in out.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    Ok(out)
 }
 
 /// A label as a LIKE pattern matches it literally.

@@ -23,5 +23,6 @@ mod paging;
 mod plans;
 mod prometheus;
 mod protocol;
+mod taxii20;
 mod tls;
 mod validation;

@@ -9,6 +9,7 @@ pub mod ijson;
 pub mod plan;
 pub mod policy;
 pub mod stix;
+pub mod stix20;
 pub mod time;
 
 use serde::{Deserialize, Serialize};

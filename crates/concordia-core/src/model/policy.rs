@@ -407,7 +407,7 @@ pub struct Policy {
 }
 
 /// First path segments the server answers itself; no API root may take them.
-pub const RESERVED_PATHS: &[&str] = &["taxii2", "taxii", "healthz", "livez", "readyz", "metrics"];
+pub const RESERVED_PATHS: &[&str] = &["taxii2", "taxii20", "taxii", "healthz", "livez", "readyz", "metrics", "console"];
 
 /// Names usable in URLs and as user names: lower-case letters, digits, `-`, `_`, `.`.
 pub fn valid_name(name: &str) -> bool {
