@@ -201,7 +201,9 @@ start_concordia() {
       "$WORK/tls/certholder.crt" "$WORK/tls/certholder.key" >> "$WORK/profile.toml"
   fi
 
-  "${cli[@]}" serve --listen "127.0.0.1:$port" "${serve_args[@]}" > "$WORK/server.log" 2>&1 &
+  # Housekeeping every second: the retention collection's purge is seen within the test.
+  CONCORDIA_FEED_HOUSEKEEPING_SECONDS=1 \
+    "${cli[@]}" serve --listen "127.0.0.1:$port" "${serve_args[@]}" > "$WORK/server.log" 2>&1 &
   server_pid=$!
   "$PY" "$HERE/tools/wait_http.py" "$health" --timeout 30 --pid "$server_pid" "${health_args[@]}" \
     || { server_log_tail; die "Concordia did not become healthy"; }

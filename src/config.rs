@@ -113,6 +113,9 @@ pub struct Layer {
     pub audit: Option<bool>,
     /// Days audit records are kept; older ones are purged, leaving an anchor (default: forever).
     pub audit_retention_days: Option<u64>,
+    /// How often each node runs the feeds' housekeeping (collection retention, expiry counts),
+    /// in seconds (default 3600).
+    pub feed_housekeeping_seconds: Option<u64>,
 }
 
 macro_rules! merge_fields {
@@ -164,7 +167,8 @@ impl Layer {
             pool_size,
             log_format,
             audit,
-            audit_retention_days
+            audit_retention_days,
+            feed_housekeeping_seconds
         );
         self
     }
@@ -224,6 +228,7 @@ impl Layer {
             log_format: var("log_format", problems),
             audit: var("audit", problems),
             audit_retention_days: var("audit_retention_days", problems),
+            feed_housekeeping_seconds: var("feed_housekeeping_seconds", problems),
         }
     }
 }
@@ -325,6 +330,7 @@ pub struct Config {
     pub json_logs: bool,
     pub audit: bool,
     pub audit_retention_days: Option<u64>,
+    pub feed_housekeeping_seconds: u64,
 }
 
 impl Config {
@@ -571,6 +577,7 @@ impl Config {
             json_logs,
             audit: l.audit.unwrap_or(true),
             audit_retention_days: l.audit_retention_days,
+            feed_housekeeping_seconds: l.feed_housekeeping_seconds.unwrap_or(3600).max(1),
         }
     }
 }

@@ -145,6 +145,8 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     let refresher = service.clone();
     let period = Duration::from_millis(config.policy_refresh_ms);
     let retention = config.audit_retention_days;
+    let housekeeping =
+        (config.feed_housekeeping_seconds.saturating_mul(1000) / period.as_millis().max(1) as u64).max(1);
     actix_web::rt::spawn(async move {
         let mut ticks: u64 = 0;
         let hourly = (3_600_000 / period.as_millis().max(1) as u64).max(1);
@@ -161,7 +163,7 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
                     Err(e) => tracing::warn!(error = %e, "status purge failed"),
                 }
             }
-            if ticks % hourly == 1 {
+            if ticks % housekeeping == 1 % housekeeping {
                 refresher.housekeep_feeds().await;
             }
             if let Some(days) = retention.filter(|_| ticks % hourly == 1) {

@@ -81,6 +81,8 @@ class Profile:
     collection_titles: dict[str, str]
     credentials: dict[str, Credential]
     max_page_size: int | None = None
+    # Optional: the path of a read-only TAXII 2.0 view's discovery (e.g. /taxii20/).
+    taxii20_path: str | None = None
     expected_failures: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
@@ -168,6 +170,7 @@ def load_profile(path: str | os.PathLike, environ=os.environ) -> Profile:
         collection_titles=titles,
         credentials=credentials,
         max_page_size=int(mps) if mps else None,
+        taxii20_path=server.get("taxii20_path") or None,
         expected_failures=xfail,
         source=str(path),
     )

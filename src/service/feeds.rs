@@ -49,7 +49,7 @@ pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> Storage
         while let Some(col) = view.collection(&id) {
             let Some(days) = col.feed.retention_days else { break };
             title.clone_from(&col.title);
-            let cutoff = now.saturating_sub(i64::from(days).saturating_mul(86_400_000_000));
+            let cutoff = now.saturating_sub(days.micros());
             let (key, keep_latest, derived, generation) =
                 (col.key, col.feed.keep_latest, derived_targets(&view, &id), view.generation);
             let step = storage.write_blocking(|c| {
@@ -64,7 +64,7 @@ pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> Storage
                         .collect();
                     let mut record = by.record(
                         "retention_purge",
-                        serde_json::json!({ "retention_days": days, "keep_latest": keep_latest, "versions": versions }),
+                        serde_json::json!({ "retention_days": days.0, "keep_latest": keep_latest, "versions": versions }),
                     );
                     record.collection_id = Some(id.clone());
                     record.object_count = Some(i64::try_from(gone.len()).unwrap_or(i64::MAX));

@@ -223,6 +223,33 @@ impl FeedFilter {
     }
 }
 
+/// A retention period in days: whole or fractional (`0.5` is twelve hours).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Days(pub f64);
+
+// Policies are compared whole; a period is a finite number (validation refuses NaN).
+impl Eq for Days {}
+
+impl Days {
+    /// The period in µs.
+    pub fn micros(self) -> i64 {
+        // Saturating float-to-int conversion; validated to at most 36,500 days.
+        (self.0 * 86_400_000_000.0) as i64
+    }
+
+    /// Whether the period is usable: more than 0, at most 36,500 days.
+    pub fn valid(self) -> bool {
+        self.0.is_finite() && self.0 > 0.0 && self.0 <= 36_500.0
+    }
+}
+
+impl std::fmt::Display for Days {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A collection's feed settings, stored with the collection.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -234,7 +261,7 @@ pub struct FeedSettings {
     #[serde(skip_serializing_if = "is_default_filter")]
     pub filter: FeedFilter,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention_days: Option<u32>,
+    pub retention_days: Option<Days>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub keep_latest: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -297,8 +297,8 @@ pub struct CollectionPolicy {
     pub derived_from: Vec<String>,
     /// The filter of a derived collection.
     pub filter: Option<super::feed::FeedFilter>,
-    /// Versions older than this many days are purged.
-    pub retention_days: Option<u32>,
+    /// Versions added longer ago than this many days (fractions allowed) are purged.
+    pub retention_days: Option<super::feed::Days>,
     /// With `retention_days`: the latest version of each object is kept whatever its age.
     #[serde(default)]
     pub keep_latest: bool,
@@ -589,8 +589,8 @@ impl Policy {
             if c.keep_latest && c.retention_days.is_none() {
                 problems.push(format!("{label}: keep_latest needs retention_days"));
             }
-            if c.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
-                problems.push(format!("{label}: retention_days must be between 1 and 36500"));
+            if c.retention_days.is_some_and(|d| !d.valid()) {
+                problems.push(format!("{label}: retention_days must be more than 0 and at most 36500"));
             }
             if c.retention_days.is_some() && !c.derived_from.is_empty() {
                 problems.push(format!(
