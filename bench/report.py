@@ -37,6 +37,17 @@ FILTERED = [
 ]
 
 
+# The richer filters (interop §3.13.2) on the one-client collection: pages after the same
+# mid-way position as the type and manifest workloads.
+FEED_FILTERED = [
+    ("labels", "`match[labels]=partner-shared` + `added_after` mid-way, 100/page"),
+    ("confidence", "`match[confidence-gte]=80` + `added_after` mid-way, 100/page"),
+    ("tlp", "`match[tlp]=green` + `added_after` mid-way, 100/page"),
+    ("created_by", "`match[created_by_ref]=<an author>` + `added_after` mid-way, 100/page"),
+    ("related", "`match[relationships-all]` of a random object"),
+]
+
+
 def num(x, digits=0):
     if x is None:
         return "—"
@@ -290,16 +301,19 @@ def main():
                 except json.JSONDecodeError:
                     print(f"report.py: skipping a line that is not JSON: {line[:80]}", file=sys.stderr)
 
-    def get(cmd, server, size):
+    def get(cmd, server, size, feed=False):
+        """Results of one driver command; `feed`: those of the feeds part (tagged feed=1) only,
+        else only the others."""
         for r in rows:
             t = r.get("tags", {})
-            if r.get("cmd") == cmd and t.get("server") == server and t.get("size") == str(size):
+            if (r.get("cmd") == cmd and t.get("server") == server and t.get("size") == str(size)
+                    and bool(t.get("feed")) == feed):
                 yield r
 
-    def each(cmd, server, size, pred=lambda r: True):
+    def each(cmd, server, size, pred=lambda r: True, feed=False):
         """The first result of each run that matches, in run order (one per run that has one)."""
         by_run = {}
-        for r in get(cmd, server, size):
+        for r in get(cmd, server, size, feed):
             if pred(r):
                 by_run.setdefault(run_of(r), r)
         return [by_run[k] for k in sorted(by_run, key=run_key)]
@@ -309,11 +323,11 @@ def main():
         return len({run_of(r) for r in rows if r.get("tags", {}).get("server") == server
                     and r.get("tags", {}).get("size") == str(size)}) or 1
 
-    def workloads(server, size, key):
+    def workloads(server, size, key, feed=False):
         """The summary of one filtered workload in each run (each workload may be its own driver
         run), in run order: a summary, or "failed" for a run whose driver failed; None if none ran."""
         by_run = {}
-        for f in get("filtered", server, size):
+        for f in get("filtered", server, size, feed):
             run = run_of(f)
             if isinstance(by_run.get(run), dict):
                 continue
@@ -483,6 +497,43 @@ def main():
                              count=True) if ts else "—", None)
         row("wall time of this column" + (" (Concordia: of one run)" if max(runs.values()) > 1 else ""), tcells)
         w("")
+        feed_servers = [s for s in servers if s in conc and any(True for _ in get("feed_fill", s, size, True))]
+        if feed_servers:
+            w(f"### Feeds at {size_label(size)}: the richer filters, and a derived collection "
+              "(the indicators with confidence ≥ 50 of the one-client collection)")
+            w("")
+            w("| workload | " + " | ".join(labels[s] for s in feed_servers) + " |")
+            w("|" + "|".join(["---"] * (len(feed_servers) + 1)) + "|")
+
+            def frow(name, cells):
+                w("| " + " | ".join([name] + [cells[s] for s in feed_servers]) + " |")
+
+            for key, title in FEED_FILTERED:
+                cells = {}
+                for s in feed_servers:
+                    wl = workloads(s, size, key, feed=True)
+                    cells[s] = driver_failed(wl, runs[s]) if wl and "failed" in wl else \
+                        filtered_cell(wl, notes, a.peer_timeout, False, runs[s])[0]
+                frow(title, cells)
+            fills = {}
+            for s in feed_servers:
+                secs = [r["seconds"] for r in each("feed_fill", s, size, feed=True)]
+                reads = [r for r in each("read", s, size, plain_read, feed=True) if not r.get("failed")]
+                held = [r.get("unique", 0) for r in reads]
+                fills[s] = fig(secs, lambda x: f"{x:,.1f} s", count=True) + (
+                    f" ({med(held):,.0f} versions, {med(held) / max(med(secs), 1e-9):,.0f}/s)" if held and secs else "")
+            frow("derived collection: `apply` fills it from what is stored", fills)
+            frow("derived collection: full read, `limit=1000`, following `next` (✓ = exactly the admitted objects)",
+                 {s: read_cell(each("read", s, size, plain_read, feed=True), notes, a.peer_cap, runs[s])[0]
+                  for s in feed_servers})
+            for key, title in FILTERED[1:]:
+                cells = {}
+                for s in feed_servers:
+                    wl = workloads(s, size, key, feed=True)
+                    cells[s] = driver_failed(wl, runs[s]) if wl and "failed" in wl else \
+                        filtered_cell(wl, notes, a.peer_timeout, False, runs[s])[0]
+                frow("derived collection: " + title, cells)
+            w("")
 
     # ---- targets ----
     def complete(cmd, s, size, pred=lambda r: True):

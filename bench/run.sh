@@ -350,6 +350,22 @@ read = ["bench"]
 write = ["bench"]
 EOF
 
+# The same, with a derived collection over the one-client collection (see `feeds`).
+CF="6b0a4f9e-7c1d-4e2a-9b3c-1d2e3f4a5bf1"
+cp "$WORK/policy.toml" "$WORK/policy-feed.toml"
+cat >> "$WORK/policy-feed.toml" <<EOF
+
+[[collections]]
+id = "$CF"
+api_root = "bench"
+title = "Bench feed: indicators with confidence 50 or more"
+read = ["bench"]
+derived_from = ["$C1"]
+[collections.filter]
+types = ["indicator"]
+confidence_min = 50
+EOF
+
 export TAXII_BENCH_USER=bench
 TAXII_BENCH_PASSWORD="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 export TAXII_BENCH_PASSWORD
@@ -374,6 +390,7 @@ run_concordia() { # BACKEND(sqlite|postgres) N: one run (number $run_no) on a fr
   server_pid=$!
   wait_http "http://127.0.0.1:$port/healthz" || { server_log_tail "$dir/server.log"; die "Concordia did not start"; }
   workloads "concordia-$backend" "$n" "http://127.0.0.1:$port" bench "$C1" "$C4" 0 ""
+  feeds "concordia-$backend" "$n" "http://127.0.0.1:$port" "$db"
   if [[ $backend == sqlite ]]; then
     printf '{"cmd":"db","tags":{"server":"concordia-sqlite","size":"%s","run":"%s"},"bytes":%s}\n' "$n" "$run_no" \
       "$(du -cb "$dir"/concordia.db* | tail -n 1 | cut -f1)" >> "$RESULTS"
@@ -381,6 +398,44 @@ run_concordia() { # BACKEND(sqlite|postgres) N: one run (number $run_no) on a fr
   stop_server
   # With several runs the databases would add up (2.8 GB per run at 1M objects): each is deleted once measured.
   if ((!keep)); then rm -f "$dir"/concordia.db*; fi
+}
+
+# feeds SERVER SIZE URL DB: the richer filters on the one-client collection, then a derived
+# collection over it (indicators with confidence >= 50): the time `apply` takes to fill it from
+# what is stored, a full read of it, and its type and manifest pages. Concordia only; after the
+# peak RSS and wall time of the column were taken. Lines tagged feed=1.
+feeds() {
+  local server="$1" n="$2" url="$3" db="$4" file known t0 t1 what="$1, $2 objects"
+  file="$(data_file "$n")"
+  known="$(json_field "$(grep '"cmd":"ingest"' "$RESULTS" | grep "\"server\":\"$server\"" | grep "\"size\":\"$n\"" \
+    | grep "\"run\":\"$run_no\"" | grep '"clients":1' | tail -n 1)" stored)"
+  ((${known:-0} > 0)) || return 0
+  if ((runs > 1)); then what+=" (run $run_no of $runs)"; fi
+  local t=(--url "$url" --api-root bench)
+  log "$what: richer filters (labels, confidence, tlp, created_by, related), $connections connections"
+  bench "$server" "$n" $((5 * duration + 600)) filtered "${t[@]}" --collection "$C1" --file "$file" --known "$known" \
+    --workload labels,confidence,tlp,created_by,related --connections "$connections" --duration "$duration" \
+    --tag feed=1 >&2
+  log "$what: derived collection: apply fills it"
+  t0=$(date +%s%N)
+  "$CONCORDIA" --database-url "$db" apply "$WORK/policy-feed.toml" > "$WORK/apply-feed.log" 2>&1 \
+    || { cat "$WORK/apply-feed.log" >&2; die "concordia apply (feed) failed"; }
+  t1=$(date +%s%N)
+  printf '{"cmd":"feed_fill","tags":{"server":"%s","size":"%s","run":"%s","feed":"1"},"seconds":%s}\n' \
+    "$server" "$n" "$run_no" "$(awk "BEGIN{printf \"%.3f\", ($t1 - $t0) / 1e9}")" >> "$RESULTS"
+  # The server picks the policy up within policy_refresh_ms.
+  for _ in $(seq 100); do
+    curl -s -o /dev/null -w '%{http_code}' -u "bench:$TAXII_BENCH_PASSWORD" \
+      -H 'Accept: application/taxii+json;version=2.1' "$url/bench/collections/$CF/" | grep -q 200 && break
+    sleep 0.1
+  done
+  local sub=(--only-type indicator --min-confidence 50)
+  log "$what: derived collection: full read"
+  bench "$server" "$n" 7200 read "${t[@]}" --collection "$CF" --file "$file" --known "$known" --limit 1000 \
+    "${sub[@]}" --tag feed=1 >&2
+  log "$what: derived collection: filtered reads (type, manifest), $connections connections"
+  bench "$server" "$n" $((2 * duration + 600)) filtered "${t[@]}" --collection "$CF" --file "$file" --known "$known" \
+    --workload type,manifest --connections "$connections" --duration "$duration" "${sub[@]}" --tag feed=1 >&2
 }
 
 # ---- peers ------------------------------------------------------------------------------------

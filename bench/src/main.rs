@@ -164,7 +164,47 @@ struct ReadArgs {
     #[arg(long)]
     gzip: bool,
     #[command(flatten)]
+    subset: Subset,
+    #[command(flatten)]
     output: Output,
+}
+
+/// The part of a data file a derived collection holds: its objects of one type with at least
+/// some confidence (the filter of the bench's feed).
+#[derive(Debug, Args, Clone, Default)]
+struct Subset {
+    /// Only the objects of this type (a derived collection's `types`).
+    #[arg(long)]
+    only_type: Option<String>,
+    /// Only the objects whose `confidence` is at least this (a derived collection's
+    /// `confidence_min`).
+    #[arg(long)]
+    min_confidence: Option<i64>,
+}
+
+impl Subset {
+    fn apply(&self, objects: Vec<Box<RawValue>>) -> Result<Vec<Box<RawValue>>> {
+        if self.only_type.is_none() && self.min_confidence.is_none() {
+            return Ok(objects);
+        }
+        #[derive(Deserialize)]
+        struct Facet {
+            #[serde(rename = "type")]
+            ty: String,
+            #[serde(default)]
+            confidence: Option<i64>,
+        }
+        let mut out = Vec::with_capacity(objects.len() / 2);
+        for raw in objects {
+            let f: Facet = serde_json::from_str(raw.get()).context("object without a type")?;
+            let type_ok = self.only_type.as_deref().is_none_or(|t| t == f.ty);
+            let conf_ok = self.min_confidence.is_none_or(|m| f.confidence.is_some_and(|c| c >= m));
+            if type_ok && conf_ok {
+                out.push(raw);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +239,8 @@ struct FilteredArgs {
     max_requests: usize,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    #[command(flatten)]
+    subset: Subset,
     #[command(flatten)]
     output: Output,
 }
@@ -1372,7 +1414,7 @@ fn read(a: &ReadArgs) -> Result<bool> {
     let ep = Arc::new(Endpoint::new(&a.target)?);
     let expected: Option<HashSet<u128>> = match &a.file {
         Some(f) => {
-            let objs = load_objects(f, a.known)?;
+            let objs = a.subset.apply(load_objects(f, a.known)?)?;
             Some(object_keys(&objs)?.into_iter().map(|(_, k)| k).collect())
         }
         None => None,
@@ -1536,6 +1578,13 @@ enum Kind {
     Id,
     Type,
     Manifest,
+    /// The richer filters (interop §3.13.2), each a page after the same position.
+    Labels,
+    Confidence,
+    Tlp,
+    CreatedBy,
+    /// `match[relationships-all]` of a random object.
+    Related,
 }
 
 impl Kind {
@@ -1544,6 +1593,11 @@ impl Kind {
             Kind::Id => "id",
             Kind::Type => "type",
             Kind::Manifest => "manifest",
+            Kind::Labels => "labels",
+            Kind::Confidence => "confidence",
+            Kind::Tlp => "tlp",
+            Kind::CreatedBy => "created_by",
+            Kind::Related => "related",
         }
     }
     fn parse(s: &str) -> Result<Self> {
@@ -1551,7 +1605,14 @@ impl Kind {
             "id" => Ok(Kind::Id),
             "type" => Ok(Kind::Type),
             "manifest" => Ok(Kind::Manifest),
-            other => bail!("unknown workload {other:?} (id, type, manifest or mixed)"),
+            "labels" => Ok(Kind::Labels),
+            "confidence" => Ok(Kind::Confidence),
+            "tlp" => Ok(Kind::Tlp),
+            "created_by" => Ok(Kind::CreatedBy),
+            "related" => Ok(Kind::Related),
+            other => bail!(
+                "unknown workload {other:?} (id, type, manifest, labels, confidence, tlp, created_by, related or mixed)"
+            ),
         }
     }
     fn describe(self, page: usize) -> String {
@@ -1559,6 +1620,11 @@ impl Kind {
             Kind::Id => "objects/?match[id]=<random known id>".to_owned(),
             Kind::Type => format!("objects/?match[type]=indicator&added_after=<mid>&limit={page}"),
             Kind::Manifest => format!("manifest/?added_after=<mid>&limit={page}"),
+            Kind::Labels => format!("objects/?match[labels]=partner-shared&added_after=<mid>&limit={page}"),
+            Kind::Confidence => format!("objects/?match[confidence-gte]=80&added_after=<mid>&limit={page}"),
+            Kind::Tlp => format!("objects/?match[tlp]=green&added_after=<mid>&limit={page}"),
+            Kind::CreatedBy => format!("objects/?match[created_by_ref]=<an author>&added_after=<mid>&limit={page}"),
+            Kind::Related => "objects/?match[relationships-all]=<random known id>".to_owned(),
         }
     }
 }
@@ -1640,6 +1706,18 @@ fn check_response(kind: Kind, r: &Response, id: &str, page: usize, full: bool) -
                 bail!("manifest page has {} records", m.objects.len());
             }
         }
+        Kind::Labels | Kind::Confidence | Kind::Tlp | Kind::CreatedBy => {
+            let p: PageObjects = serde_json::from_slice(&r.body)?;
+            if p.objects.len() > page {
+                bail!("{} page has {} objects", kind.name(), p.objects.len());
+            }
+        }
+        Kind::Related => {
+            let p: PageObjects = serde_json::from_slice(&r.body)?;
+            if !p.objects.iter().any(|o| o.id == id) {
+                bail!("match[relationships-all]={id} did not return the object itself");
+            }
+        }
     }
     Ok(())
 }
@@ -1652,8 +1730,16 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
     if !(a.duration > 0.0 && a.duration <= 3600.0) {
         bail!("--duration must be in (0, 3600] seconds");
     }
-    let objs = load_objects(&a.file, a.known)?;
+    let objs = a.subset.apply(load_objects(&a.file, a.known)?)?;
     let ids: Vec<String> = object_keys(&objs)?.into_iter().map(|(id, _)| id).collect();
+    // An author of objects (an identity the data's created_by_ref point to), for match[created_by_ref].
+    let author = objs
+        .iter()
+        .find_map(|raw| {
+            let v: Value = serde_json::from_str(raw.get()).ok()?;
+            v.get("created_by_ref").and_then(Value::as_str).map(str::to_owned)
+        })
+        .unwrap_or_default();
     drop(objs);
     if ids.is_empty() {
         bail!("no known objects in {}", a.file.display());
@@ -1680,6 +1766,26 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
                 a.page
             )),
             Kind::Manifest => ep.coll(&format!("manifest/?added_after={}&limit={}", enc(&added_after), a.page)),
+            Kind::Labels => ep.coll(&format!(
+                "objects/?match%5Blabels%5D=partner-shared&added_after={}&limit={}",
+                enc(&added_after),
+                a.page
+            )),
+            Kind::Confidence => ep.coll(&format!(
+                "objects/?match%5Bconfidence-gte%5D=80&added_after={}&limit={}",
+                enc(&added_after),
+                a.page
+            )),
+            Kind::Tlp => {
+                ep.coll(&format!("objects/?match%5Btlp%5D=green&added_after={}&limit={}", enc(&added_after), a.page))
+            }
+            Kind::CreatedBy => ep.coll(&format!(
+                "objects/?match%5Bcreated_by_ref%5D={}&added_after={}&limit={}",
+                enc(&author),
+                enc(&added_after),
+                a.page
+            )),
+            Kind::Related => ep.coll(&format!("objects/?match%5Brelationships-all%5D={}", enc(id))),
         }
     };
     // Runs: each a list of kinds to draw from, for `duration` seconds.

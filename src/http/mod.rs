@@ -365,7 +365,7 @@ pub async fn request_layer(
         Some(Principal::Partner { name, .. }) => name.as_str(),
         _ => "anonymous",
     };
-    if let (Some(p), Some(col), 200) = (&n.page, &n.collection, status) {
+    if let (Some(p), Some(col), 200 | 206) = (&n.page, &n.collection, status) {
         m.objects_served.with_label_values(&[col.as_str(), partner_label]).inc_by(p.count as u64);
     }
     if svc.audit.enabled() && !n.recorded {
@@ -385,7 +385,12 @@ pub async fn request_layer(
                 if let Some(limit) = n.refused {
                     r.detail = Some(serde_json::json!({ "refused_by": limit }).to_string());
                 }
-                if let Some(p) = n.page.filter(|_| status == 200) {
+                if let Some(p) = n.page.filter(|_| (200..300).contains(&status)) {
+                    if p.sources.is_some() || !p.omitted.is_empty() {
+                        let detail =
+                            crate::service::audit::PageDetail { sources: p.sources, omitted: p.omitted.clone() };
+                        r.detail = serde_json::to_string(&detail).ok();
+                    }
                     r.filters = Some(p.filter.to_query());
                     r.object_count = Some(i64::try_from(p.count).unwrap_or(i64::MAX));
                     r.range_first = p.first;

@@ -472,6 +472,90 @@ pub struct VersionTrace {
     /// When it was deleted, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Micros>,
+    /// What the richer filters and a derived collection's sources look at (absent in records
+    /// written before there were any: such versions count as matching them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facets: Option<TraceFacets>,
+}
+
+/// The facets of a version as a trace keeps them (see `storage::objects::FacetCols`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceFacets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Micros>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub source_mask: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl From<storage::objects::FacetCols> for TraceFacets {
+    fn from(f: storage::objects::FacetCols) -> Self {
+        let (confidence, created_by, tlp, labels, valid_from, valid_until, source_mask, source_ref, target_ref) = f;
+        TraceFacets {
+            confidence,
+            created_by,
+            tlp,
+            labels,
+            valid_from,
+            valid_until,
+            source_mask,
+            source_ref,
+            target_ref,
+        }
+    }
+}
+
+impl VersionTrace {
+    /// The trace of a stored version.
+    pub fn of(facts: storage::objects::VersionFacts, facets: storage::objects::FacetCols) -> VersionTrace {
+        let (version, version_key, spec_version, stix_type, date_added) = facts;
+        VersionTrace {
+            version,
+            version_key,
+            spec_version,
+            stix_type,
+            date_added,
+            deleted_at: None,
+            facets: Some(facets.into()),
+        }
+    }
+}
+
+/// A version a retention purge removed, as its record lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgedTrace {
+    pub id: String,
+    #[serde(flatten)]
+    pub trace: VersionTrace,
+}
+
+/// What a page's audit record says beyond its filters: for a derived collection, the sources
+/// (bits) the reader could see it through.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<i64>,
+    /// Objects of the page's range that were not sent (the TAXII 2.0 view leaves out what STIX
+    /// 2.0 cannot express).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<String>,
 }
 
 /// Every partner that was served `object_id` (or only `version` of it), when, and through which
@@ -493,16 +577,9 @@ pub fn recipients(storage: &Storage, object_id: &str, version: Option<&str>) -> 
         let view = storage::access::load_view(c)?;
         let mut out = Vec::new();
         for col in &view.collections {
-            let mut versions: Vec<VersionTrace> = storage::objects::versions_of(c, col.key, &object_id)?
+            let mut versions: Vec<VersionTrace> = storage::objects::versions_with_facets(c, col.key, &object_id)?
                 .into_iter()
-                .map(|(version, version_key, spec_version, stix_type, date_added)| VersionTrace {
-                    version,
-                    version_key,
-                    spec_version,
-                    stix_type,
-                    date_added,
-                    deleted_at: None,
-                })
+                .map(|(facts, facets)| VersionTrace::of(facts, facets))
                 .collect();
             // The records of this collection: its deletions (versions no longer stored) and the
             // pages that may have served the object.
@@ -519,7 +596,39 @@ pub fn recipients(storage: &Storage, object_id: &str, version: Option<&str>) -> 
                                 serde_json::from_str(rec.detail.as_deref().unwrap_or_default()).unwrap_or_default();
                             versions.extend(gone.into_iter().map(|v| VersionTrace { deleted_at: Some(rec.at), ..v }));
                         }
-                        "get_objects" | "get_object" if rec.range_first.is_some() => pages.push(rec),
+                        "retention_purge" | "feed_withdraw" => {
+                            let gone: Vec<PurgedTrace> = rec
+                                .detail
+                                .as_deref()
+                                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                                .and_then(|d| serde_json::from_value(d.get("versions")?.clone()).ok())
+                                .unwrap_or_default();
+                            for p in gone.into_iter().filter(|p| p.id == object_id) {
+                                match (rec.action.as_str(), p.trace.deleted_at) {
+                                    // Still in the feed, through fewer sources: the sources it was
+                                    // ever visible through count (a delivery then is not missed).
+                                    ("feed_withdraw", None) => {
+                                        let earlier = p.trace.facets.as_ref().map_or(0, |f| f.source_mask);
+                                        if let Some(fa) = versions
+                                            .iter_mut()
+                                            .find(|v| {
+                                                v.version_key == p.trace.version_key
+                                                    && v.spec_version == p.trace.spec_version
+                                            })
+                                            .and_then(|v| v.facets.as_mut())
+                                        {
+                                            fa.source_mask |= earlier;
+                                        }
+                                    }
+                                    _ => versions.push(VersionTrace { deleted_at: Some(rec.at), ..p.trace }),
+                                }
+                            }
+                        }
+                        "get_objects" | "get_object" | "get_objects_taxii20" | "get_object_taxii20"
+                            if rec.range_first.is_some() =>
+                        {
+                            pages.push(rec)
+                        }
                         _ => {}
                     }
                 }
@@ -529,7 +638,8 @@ pub fn recipients(storage: &Storage, object_id: &str, version: Option<&str>) -> 
                 let covering = pages.iter().filter(|p| {
                     p.range_first.is_some_and(|f| f <= v.date_added) && p.range_last.is_some_and(|l| l >= v.date_added)
                 });
-                for rec in covering.filter(|p| page_served(p, &object_id, v, &versions)) {
+                let validity = col.feed.is_derived() && col.feed.filter.checks_validity();
+                for rec in covering.filter(|p| page_served(p, &object_id, v, &versions, validity)) {
                     out.push(Delivery {
                         partner: rec.partner.clone().unwrap_or_default(),
                         credential_method: rec.credential_method.clone().unwrap_or_default(),
@@ -551,7 +661,14 @@ pub fn recipients(storage: &Storage, object_id: &str, version: Option<&str>) -> 
 
 /// Whether the page recorded in `rec` served version `v` of `object_id`: its filters select
 /// the object, and its version selection picks `v` among the versions that existed at the read.
-fn page_served(rec: &AuditRecord, object_id: &str, v: &VersionTrace, versions: &[VersionTrace]) -> bool {
+/// With `validity` (a `valid_now` feed), only versions valid when the page was read count.
+fn page_served(
+    rec: &AuditRecord,
+    object_id: &str,
+    v: &VersionTrace,
+    versions: &[VersionTrace],
+    validity: bool,
+) -> bool {
     if rec.object_id.as_deref().is_some_and(|o| o != object_id) {
         return false;
     }
@@ -564,12 +681,46 @@ fn page_served(rec: &AuditRecord, object_id: &str, v: &VersionTrace, versions: &
     {
         return false;
     }
+    let detail: PageDetail = rec.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+    if detail.omitted.iter().any(|o| o == object_id) {
+        return false;
+    }
+    if let Some(fa) = &v.facets {
+        if !facets_pass(&f, object_id, fa) {
+            return false;
+        }
+        if detail.sources.is_some_and(|bits| fa.source_mask & bits == 0) {
+            return false;
+        }
+        if validity && !(fa.valid_from.is_none_or(|t| t <= rec.at) && fa.valid_until.is_none_or(|t| rec.at < t)) {
+            return false;
+        }
+    }
     let existed: Vec<(String, String)> = versions
         .iter()
         .filter(|w| w.date_added <= snapshot && w.deleted_at.is_none_or(|d| d > rec.at))
         .map(|w| (w.version_key.clone(), w.spec_version.clone()))
         .collect();
     f.selects_version(&v.version_key, &v.spec_version, &existed)
+}
+
+/// Whether a version with these facets passes a page's richer filters (as storage applies them).
+fn facets_pass(f: &crate::model::filter::Filter, object_id: &str, fa: &TraceFacets) -> bool {
+    use crate::model::feed::{tlp_rank, LABEL_SEPARATOR};
+    let labels_ok = f.labels.is_empty()
+        || fa.labels.as_deref().is_some_and(|have| {
+            f.labels.iter().any(|l| have.contains(&format!("{LABEL_SEPARATOR}{l}{LABEL_SEPARATOR}")))
+        });
+    let related = |r: &Option<String>| r.as_deref().is_some_and(|r| f.relationships_all.iter().any(|x| x == r));
+    labels_ok
+        && f.confidence_gte.is_none_or(|n| fa.confidence.is_some_and(|c| c >= n))
+        && f.confidence_lte.is_none_or(|n| fa.confidence.is_some_and(|c| c <= n))
+        && (f.created_by.is_empty() || fa.created_by.as_deref().is_some_and(|c| f.created_by.iter().any(|x| x == c)))
+        && f.tlp.is_none_or(|t| fa.tlp.is_none_or(|have| have <= tlp_rank(t)))
+        && (f.relationships_all.is_empty()
+            || f.relationships_all.iter().any(|x| x == object_id)
+            || related(&fa.source_ref)
+            || related(&fa.target_ref))
 }
 
 /// A record as `audit export` writes it: its place in its chain (row, position) and what it

@@ -1,9 +1,9 @@
 //! Feeds: retention of object versions per collection, and the expiry count of `valid_now`
 //! derived collections. Run by every node's housekeeping (hourly) and by `concordia purge`.
 
-use super::audit::{record_write, Operator};
+use super::audit::{record_write, Operator, PurgedTrace, VersionTrace};
 use crate::model::access::AccessView;
-use crate::model::time::{format_taxii, Micros};
+use crate::model::time::Micros;
 use crate::storage::objects::Derived;
 use crate::storage::{self, Storage, StorageError, StorageResult};
 
@@ -22,7 +22,7 @@ pub struct Purged {
 pub fn derived_targets(view: &AccessView, source: &str) -> Vec<Derived> {
     view.derived_of(source)
         .into_iter()
-        .map(|(d, bit)| Derived { key: d.key, bit, filter: d.feed.filter.clone() })
+        .map(|(d, bit)| Derived { id: d.id.clone(), key: d.key, bit, filter: d.feed.filter.clone() })
         .collect()
 }
 
@@ -53,13 +53,29 @@ pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> Storage
             let (key, keep_latest, derived, generation) =
                 (col.key, col.feed.keep_latest, derived_targets(&view, &id), view.generation);
             let step = storage.write_blocking(|c| {
-                let (gone, last) =
-                    storage::objects::purge_before(c, key, cutoff, keep_latest, after, PURGE_BATCH, &derived, Some(generation))?;
+                let mut withdrawn = Vec::new();
+                let (gone, last) = storage::objects::purge_before(
+                    c,
+                    key,
+                    cutoff,
+                    keep_latest,
+                    after,
+                    PURGE_BATCH,
+                    &derived,
+                    Some(generation),
+                    &mut withdrawn,
+                )?;
+                if by.audit {
+                    let mut cause = by.record("retention_purge", serde_json::Value::Null);
+                    cause.collection_id = Some(id.clone());
+                    record_withdrawn(c, &cause, &withdrawn)?;
+                }
                 if by.audit && !gone.is_empty() {
-                    let versions: Vec<serde_json::Value> = gone
+                    let versions: Vec<PurgedTrace> = gone
                         .iter()
-                        .map(|(oid, (version, _, spec, ty, added))| {
-                            serde_json::json!({ "id": oid, "version": version, "spec_version": spec, "type": ty, "date_added": format_taxii(*added) })
+                        .map(|(oid, facts, facets)| PurgedTrace {
+                            id: oid.clone(),
+                            trace: VersionTrace::of(facts.clone(), facets.clone()),
                         })
                         .collect();
                     let mut record = by.record(
@@ -68,6 +84,7 @@ pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> Storage
                     );
                     record.collection_id = Some(id.clone());
                     record.object_count = Some(i64::try_from(gone.len()).unwrap_or(i64::MAX));
+                    record.status = Some(200);
                     record_write(c, &id, &record)?;
                 }
                 Ok((gone.len() as u64, last))
@@ -91,6 +108,41 @@ pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> Storage
         out.push(Purged { collection: id, title, versions: purged });
     }
     Ok(out)
+}
+
+/// Records, in each derived collection's chain, the versions a change to one of its sources
+/// took out of it or made visible through fewer sources (`feed_withdraw`, with the cause), so
+/// that `audit recipients` still finds who was served them. `template` is the record of the
+/// change (who, which request); each feed gets a copy with its own collection and versions.
+///
+/// # Errors
+/// Database failures; the change is then rolled back with it.
+pub fn record_withdrawn(
+    c: &mut storage::Conn,
+    template: &crate::model::audit::AuditRecord,
+    withdrawn: &[storage::objects::Withdrawn],
+) -> StorageResult<()> {
+    let now = crate::model::time::now_micros();
+    let mut by_feed: std::collections::BTreeMap<&str, Vec<PurgedTrace>> = std::collections::BTreeMap::new();
+    for w in withdrawn {
+        let mut trace = VersionTrace::of(w.facts.clone(), w.facets.clone());
+        trace.deleted_at = w.removed.then_some(now);
+        by_feed.entry(w.derived.as_str()).or_default().push(PurgedTrace { id: w.stix_id.clone(), trace });
+    }
+    for (feed, versions) in by_feed {
+        let mut record = template.clone();
+        record.detail = Some(
+            serde_json::json!({ "cause": template.action, "source": template.collection_id, "versions": versions })
+                .to_string(),
+        );
+        record.action = "feed_withdraw".into();
+        record.collection_id = Some(feed.to_owned());
+        record.object_count = Some(i64::try_from(versions.len()).unwrap_or(i64::MAX));
+        record.status = Some(200);
+        record.at = now;
+        record_write(c, feed, &record)?;
+    }
+    Ok(())
 }
 
 /// For each derived collection that shows only objects valid now: how many of its versions

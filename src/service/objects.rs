@@ -31,6 +31,10 @@ pub struct Page {
     pub filter: Filter,
     /// The collection's highest `date_added` the read could see: the versions that existed.
     pub snapshot: Option<Micros>,
+    /// A derived collection read through some of its sources only: their bits.
+    pub sources: Option<i64>,
+    /// Objects of the page's range it did not send (see `audit::PageDetail`).
+    pub omitted: Vec<String>,
 }
 
 /// Appends a JSON string literal.
@@ -198,7 +202,7 @@ impl Service {
                         }),
                     ),
                 };
-                Ok(Some(Page { body, first, last, count, filter, snapshot }))
+                Ok(Some(Page { body, first, last, count, filter, snapshot, sources, omitted: Vec::new() }))
             })
             .await?;
         page.ok_or_else(|| ServiceError::UnknownObject(object.unwrap_or_default().to_owned()))
@@ -453,18 +457,17 @@ impl Service {
             let result = self
                 .storage
                 .write(move |c| {
-                    let gone = storage::objects::delete(c, ckey, &oid, &filter, &derived, Some(generation))?;
+                    let mut withdrawn = Vec::new();
+                    let gone =
+                        storage::objects::delete(c, ckey, &oid, &filter, &derived, Some(generation), &mut withdrawn)?;
+                    if audit {
+                        // The feeds' records name the deleting request as the cause.
+                        super::feeds::record_withdrawn(c, &record, &withdrawn)?;
+                    }
                     if audit && !gone.is_empty() {
                         let traces: Vec<VersionTrace> = gone
                             .iter()
-                            .map(|(version, version_key, spec_version, stix_type, date_added)| VersionTrace {
-                                version: version.clone(),
-                                version_key: version_key.clone(),
-                                spec_version: spec_version.clone(),
-                                stix_type: stix_type.clone(),
-                                date_added: *date_added,
-                                deleted_at: None,
-                            })
+                            .map(|(facts, facets)| VersionTrace::of(facts.clone(), facets.clone()))
                             .collect();
                         record.at = now_micros();
                         record.object_count = Some(i64::try_from(gone.len()).unwrap_or(i64::MAX));

@@ -263,6 +263,8 @@ impl Service {
                     count: 0,
                     filter: filter.clone(),
                     snapshot: None,
+                    sources,
+                    omitted: Vec::new(),
                 };
                 if filter.types.is_empty() {
                     return Ok(Answer20::Page {
@@ -303,10 +305,16 @@ impl Service {
                     return Ok(Answer20::Unsatisfiable { total: 0 });
                 }
                 let last_index = start + rows.len() as u64 - 1;
+                let mut omitted: Vec<String> = Vec::new();
                 let body = match listing {
                     Listing20::Objects | Listing20::Object => {
-                        let objects: Vec<String> =
-                            rows.iter().zip(&bodies).filter_map(|(r, b)| to_stix20(b, &r.spec_version)).collect();
+                        let mut objects: Vec<String> = Vec::with_capacity(rows.len());
+                        for (r, b) in rows.iter().zip(&bodies) {
+                            match to_stix20(b, &r.spec_version) {
+                                Some(o) => objects.push(o),
+                                None => omitted.push(r.stix_id.clone()),
+                            }
+                        }
                         bundle(&objects)
                     }
                     Listing20::Manifest => {
@@ -337,6 +345,8 @@ impl Service {
                     count: rows.len(),
                     filter: filter.clone(),
                     snapshot,
+                    sources,
+                    omitted,
                 };
                 if let (Some(last), Ok(mut m)) = (page.last, continuations().lock()) {
                     if m.len() >= MAX_CONTINUATIONS {

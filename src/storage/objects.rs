@@ -72,6 +72,8 @@ struct NewRow<'a> {
 /// A derived collection that a write to one of its sources feeds.
 #[derive(Debug, Clone)]
 pub struct Derived {
+    /// The derived collection's id (for the audit records of what leaves it).
+    pub id: String,
     /// The derived collection's key.
     pub key: i64,
     /// The source's bit in the derived collection's `source_mask`.
@@ -638,8 +640,13 @@ fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST
     if let Some(n) = f.confidence_lte {
         q = q.filter(objects::confidence.le(n));
     }
-    if !f.created_by.is_empty() {
-        q = q.filter(objects::created_by.eq_any(f.created_by.clone()));
+    match f.created_by.as_slice() {
+        [] => {}
+        // By id: keep the planner on the id index.
+        many if by_id => q = q.filter(objects::created_by.concat("").eq_any(many.to_vec())),
+        // One producer: an equality, so that the producer index returns the page in order.
+        [one] => q = q.filter(objects::created_by.eq(one.clone())),
+        many => q = q.filter(objects::created_by.eq_any(many.to_vec())),
     }
     if let Some(t) = f.tlp {
         q = q.filter(objects::tlp.is_null().or(objects::tlp.le(tlp_rank(t))));
@@ -819,6 +826,63 @@ pub(super) fn exists_query<'a>(
     objects::table.filter(key_is(collection, stix_id)).count().into_boxed()
 }
 
+/// What the audit trail keeps of a version's facets, to tell which filtered pages served it:
+/// (confidence, created_by, tlp, labels, valid_from, valid_until, source_mask, source_ref,
+/// target_ref), as stored.
+pub type FacetCols = (
+    Option<i32>,
+    Option<String>,
+    Option<i32>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+#[allow(clippy::type_complexity)]
+fn facet_cols() -> (
+    objects::confidence,
+    objects::created_by,
+    objects::tlp,
+    objects::labels,
+    objects::valid_from,
+    objects::valid_until,
+    objects::source_mask,
+    objects::source_ref,
+    objects::target_ref,
+) {
+    (
+        objects::confidence,
+        objects::created_by,
+        objects::tlp,
+        objects::labels,
+        objects::valid_from,
+        objects::valid_until,
+        objects::source_mask,
+        objects::source_ref,
+        objects::target_ref,
+    )
+}
+
+/// Every stored version of one object in a collection with its facets, oldest first (for
+/// `audit recipients`).
+pub fn versions_with_facets(
+    c: &mut Conn,
+    collection: i64,
+    stix_id: &str,
+) -> StorageResult<Vec<(VersionFacts, FacetCols)>> {
+    Ok(objects::table
+        .filter(key_is(collection, stix_id))
+        .select((
+            (objects::version, objects::version_key, objects::spec_version, objects::stix_type, objects::date_added),
+            facet_cols(),
+        ))
+        .order(objects::date_added.asc())
+        .load(c)?)
+}
+
 /// One stored version of an object: (version as written, version key, spec_version, type,
 /// date_added).
 pub type VersionFacts = (String, String, String, String, i64);
@@ -832,7 +896,8 @@ pub fn delete(
     filter: &Filter,
     derived: &[Derived],
     generation: Option<i64>,
-) -> StorageResult<Vec<VersionFacts>> {
+    withdrawn: &mut Vec<Withdrawn>,
+) -> StorageResult<Vec<(VersionFacts, FacetCols)>> {
     let p = PageQuery {
         collection,
         object: Some(stix_id),
@@ -846,6 +911,7 @@ pub fn delete(
         .select((
             objects::seq,
             (objects::version, objects::version_key, objects::spec_version, objects::stix_type, objects::date_added),
+            facet_cols(),
         ))
         .into_boxed();
     // Same lock as inserts: flag recomputation must not interleave with a writer's.
@@ -855,35 +921,65 @@ pub fn delete(
             return Err(StorageError::StalePolicy);
         }
     }
-    let rows: Vec<(i64, VersionFacts)> = apply(q, &p).load(c)?;
+    let rows: Vec<(i64, VersionFacts, FacetCols)> = apply(q, &p).load(c)?;
     let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
         diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;
     }
     if !seqs.is_empty() {
         recompute_flags(c, collection, stix_id)?;
-        let gone: Vec<(String, String)> = rows.iter().map(|(_, f)| (f.1.clone(), f.2.clone())).collect();
+        let gone: Vec<(String, String)> = rows.iter().map(|(_, f, _)| (f.1.clone(), f.2.clone())).collect();
         for d in derived {
-            withdraw(c, d, stix_id, &gone)?;
+            withdraw(c, d, stix_id, &gone, withdrawn)?;
         }
     }
-    Ok(rows.into_iter().map(|r| r.1).collect())
+    Ok(rows.into_iter().map(|r| (r.1, r.2)).collect())
+}
+
+/// A version that left a derived collection (`removed`), or that one of its sources stopped
+/// holding (its `source_mask` lost that source's bit), with its facets before the change: what
+/// the audit trail records in the derived collection's chain.
+#[derive(Debug, Clone)]
+pub struct Withdrawn {
+    pub derived: String,
+    pub stix_id: String,
+    pub removed: bool,
+    pub facts: VersionFacts,
+    pub facets: FacetCols,
 }
 
 /// Takes versions (version key, spec version) of one object that left a source out of a derived
 /// collection: the source's bit is cleared, and a version no source holds any more goes.
-fn withdraw(c: &mut Conn, d: &Derived, stix_id: &str, gone: &[(String, String)]) -> StorageResult<()> {
+fn withdraw(
+    c: &mut Conn,
+    d: &Derived,
+    stix_id: &str,
+    gone: &[(String, String)],
+    withdrawn: &mut Vec<Withdrawn>,
+) -> StorageResult<()> {
     last_date_added(c, d.key)?;
-    let held: Vec<(i64, String, String, i64)> = objects::table
+    let held: Vec<(i64, VersionFacts, FacetCols)> = objects::table
         .filter(key_is(d.key, stix_id))
-        .select((objects::seq, objects::version_key, objects::spec_version, objects::source_mask))
+        .select((
+            objects::seq,
+            (objects::version, objects::version_key, objects::spec_version, objects::stix_type, objects::date_added),
+            facet_cols(),
+        ))
         .load(c)?;
     let mut changed = false;
-    for (seq, key, spec, mask) in held {
-        if mask & d.bit == 0 || !gone.iter().any(|(k, s)| *k == key && *s == spec) {
+    for (seq, facts, facets) in held {
+        let (key, spec, mask) = (&facts.1, &facts.2, facets.6);
+        if mask & d.bit == 0 || !gone.iter().any(|(k, s)| k == key && s == spec) {
             continue;
         }
         changed = true;
+        withdrawn.push(Withdrawn {
+            derived: d.id.clone(),
+            stix_id: stix_id.to_owned(),
+            removed: mask == d.bit,
+            facts: facts.clone(),
+            facets: facets.clone(),
+        });
         if mask == d.bit {
             diesel::delete(objects::table.filter(objects::seq.eq(seq))).execute(c)?;
         } else {
@@ -913,7 +1009,8 @@ pub fn purge_before(
     limit: i64,
     derived: &[Derived],
     generation: Option<i64>,
-) -> StorageResult<(Vec<(String, VersionFacts)>, Option<i64>)> {
+    withdrawn: &mut Vec<Withdrawn>,
+) -> StorageResult<(Vec<(String, VersionFacts, FacetCols)>, Option<i64>)> {
     last_date_added(c, collection)?;
     if let Some(g) = generation {
         if super::generation(c)? != g {
@@ -922,7 +1019,7 @@ pub fn purge_before(
     }
     // Through the position index, oldest first; the latest versions kept are skipped by the
     // position the next step starts after.
-    let rows: Vec<(i64, i32, String, VersionFacts)> = objects::table
+    let rows: Vec<(i64, i32, String, VersionFacts, FacetCols)> = objects::table
         .filter(objects::collection_key.eq(collection))
         .filter(objects::date_added.gt(after))
         .filter(objects::date_added.lt(cutoff))
@@ -933,29 +1030,30 @@ pub fn purge_before(
             objects::latest,
             objects::stix_id,
             (objects::version, objects::version_key, objects::spec_version, objects::stix_type, objects::date_added),
+            facet_cols(),
         ))
         .load(c)?;
     let last = rows.last().map(|r| r.3 .4);
-    let gone: Vec<(i64, String, VersionFacts)> = rows
+    let gone: Vec<(i64, String, VersionFacts, FacetCols)> = rows
         .into_iter()
-        .filter(|(_, latest, _, _)| !(keep_latest && *latest == 1))
-        .map(|(seq, _, id, facts)| (seq, id, facts))
+        .filter(|(_, latest, _, _, _)| !(keep_latest && *latest == 1))
+        .map(|(seq, _, id, facts, facets)| (seq, id, facts, facets))
         .collect();
     let seqs: Vec<i64> = gone.iter().map(|g| g.0).collect();
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
         diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;
     }
     let mut by_id: HashMap<&str, Vec<(String, String)>> = HashMap::new();
-    for (_, id, f) in &gone {
+    for (_, id, f, _) in &gone {
         by_id.entry(id.as_str()).or_default().push((f.1.clone(), f.2.clone()));
     }
     for (id, versions) in &by_id {
         recompute_flags(c, collection, id)?;
         for d in derived {
-            withdraw(c, d, id, versions)?;
+            withdraw(c, d, id, versions, withdrawn)?;
         }
     }
-    Ok((gone.into_iter().map(|(_, id, f)| (id, f)).collect(), last))
+    Ok((gone.into_iter().map(|(_, id, f, facets)| (id, f, facets)).collect(), last))
 }
 
 /// How many versions of a collection stopped being valid (`valid_until`) in `(from, to]`.
@@ -984,7 +1082,7 @@ pub fn rebuild_derived(
 ) -> StorageResult<i64> {
     last_date_added(c, derived_key)?;
     diesel::delete(objects::table.filter(objects::collection_key.eq(derived_key))).execute(c)?;
-    let d = Derived { key: derived_key, bit: 0, filter: filter.clone() };
+    let d = Derived { id: String::new(), key: derived_key, bit: 0, filter: filter.clone() };
     for &(source, bit) in sources {
         let d = Derived { bit, ..d.clone() };
         let mut after = i64::MIN;

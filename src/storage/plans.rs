@@ -68,6 +68,8 @@ pub fn explain_hot_queries(
     let by_ids = Filter { ids: ids.iter().take(10).cloned().collect(), ..Filter::default() };
     let typed = Filter { types: vec!["indicator".to_owned()], ..Filter::default() };
     let related = Filter { relationships_all: vec![one.to_owned()], ..Filter::default() };
+    let authored =
+        Filter { created_by: vec!["identity--00000000-0000-4000-8000-000000000000".to_owned()], ..Filter::default() };
     let page = |object, filter, after| PageQuery {
         collection,
         object,
@@ -77,13 +79,14 @@ pub fn explain_hot_queries(
         sources: None,
         valid_at: None,
     };
-    let (p_object, p_ids, p_first, p_after, p_type, p_related) = (
+    let (p_object, p_ids, p_first, p_after, p_type, p_related, p_authored) = (
         page(Some(one), &default, None),
         page(None, &by_ids, None),
         page(None, &default, None),
         page(None, &default, Some(after)),
         page(None, &typed, Some(after)),
         page(None, &related, None),
+        page(None, &authored, Some(after)),
     );
     let mut out = Vec::new();
     macro_rules! explain {
@@ -102,6 +105,7 @@ pub fn explain_hot_queries(
     explain!("exists", exists_query(collection, one));
     explain!("versions", versions_query(collection, one));
     explain!("match[relationships-all] page", bodies_query(&p_related));
+    explain!("match[created_by_ref] page after a position", bodies_query(&p_authored));
     Ok(out)
 }
 

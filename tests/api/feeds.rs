@@ -657,8 +657,10 @@ fn retention_purges_old_versions_and_records_it() {
     // In the audit trail, naming the versions; the chains still verify.
     let (ok, export, err) = s.cli(&["audit", "export"], None);
     assert!(ok, "{err}");
-    let purges: Vec<&str> = export.lines().filter(|l| l.contains("retention_purge")).collect();
+    let purges: Vec<&str> = export.lines().filter(|l| l.contains("\"action\":\"retention_purge\"")).collect();
     assert_eq!(purges.len(), 2, "{export}");
+    // What left the feed with them is recorded in the feed's chain.
+    assert!(export.lines().any(|l| l.contains("\"action\":\"feed_withdraw\"") && l.contains(FEED)), "{export}");
     assert!(purges.iter().any(|l| l.contains(&z) && l.contains("2021-02-01T00:00:00.000Z")), "{purges:?}");
     let (ok, out, err) = s.cli(&["audit", "verify"], None);
     assert!(ok, "{out}{err}");
@@ -676,4 +678,82 @@ fn retention_purges_old_versions_and_records_it() {
     );
     assert_eq!(versions(&s, ALLIANCE, &y), vec!["2021-04-01T00:00:00.000Z"]);
     assert_eq!(versions(&s, ALLIANCE, &z), vec!["2021-03-01T00:00:00.000Z"], "the latest stays, however old");
+}
+
+/// Partners named by `audit recipients` for an object (partner names only).
+fn recipients_of(s: &TestServer, id: &str) -> BTreeSet<String> {
+    let (ok, out, err) = s.cli(&["audit", "recipients", id, "--json"], None);
+    assert!(ok, "{err}");
+    out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["partner"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Waits until the reads before now are in the audit trail (they are batched).
+fn settle(s: &TestServer) {
+    let marker = s.get("/taxii2/", &as_("siem"));
+    let id = marker.header("x-request-id").unwrap().to_owned();
+    assert!(wait_until(|| {
+        let (_, out, _) = s.cli(&["audit", "export"], None);
+        out.contains(&id)
+    }));
+}
+
+/// `audit recipients` names only who was served an object: a page with richer filters served
+/// only what passed them; a derived collection served a reader only what came through a source
+/// it may read; a TAXII 2.0 page counts; a purged version's deliveries are still found.
+#[test]
+fn recipients_follow_richer_filters_feeds_taxii20_and_purges() {
+    let policy = FEED_POLICY
+        .replace(
+            "title = \"Alliance indicators\"\nread = [\"alliance-readers\"]\nwrite = [\"writers\"]",
+            "title = \"Alliance indicators\"\nread = [\"alliance-readers\"]\nwrite = [\"writers\"]\nretention_days = 0.00004\ntaxii20 = true",
+        );
+    let s = TestServer::start(&policy);
+    for p in ["alice", "bob", "carol", "siem"] {
+        s.add_password(p, &format!("pw-{p}-secret"));
+    }
+    let (labelled, plain, from_alpha) = (new_id("indicator"), new_id("indicator"), new_id("indicator"));
+    let mut l = ind(&labelled, "2021-01-01T00:00:00.000Z", Some(90), None);
+    l["labels"] = json!(["c2"]);
+    s.add("r", ALLIANCE, &as_("alice"), &[l, ind(&plain, "2021-01-01T00:00:00.000Z", Some(90), None)]);
+    s.add("r", ALPHA, &as_("alice"), &[ind(&from_alpha, "2021-01-01T00:00:00.000Z", Some(90), None)]);
+    // bob: the labelled ones of the alliance collection only; then the feed, which he reads
+    // through the alliance source only. carol: the feed, through the alpha source only.
+    assert_eq!(
+        ids(&s.get(&format!("{}?match[labels]=c2", objects_path(ALLIANCE)), &as_("bob")).json()),
+        set(&[&labelled])
+    );
+    assert_eq!(all_ids(&s, FEED, "bob"), set(&[&labelled, &plain]));
+    assert_eq!(all_ids(&s, FEED, "carol"), set(&[&from_alpha]));
+    // siem: the alliance collection through TAXII 2.0.
+    let r = s.request(
+        "GET",
+        &format!("/taxii20/r/collections/{ALLIANCE}/objects/"),
+        &as_("siem"),
+        &[("Accept", "application/vnd.oasis.stix+json; version=2.0"), ("Range", "items=0-9")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The plain indicator has no labels (nor indicator_types): STIX 2.0 cannot carry it.
+    assert_eq!(ids(&r.json()), set(&[&labelled]));
+    settle(&s);
+    assert_eq!(recipients_of(&s, &labelled), ["bob", "siem"].iter().map(|p| p.to_string()).collect());
+    assert_eq!(
+        recipients_of(&s, &plain),
+        ["bob"].iter().map(|p| p.to_string()).collect(),
+        "bob got it from the feed; the TAXII 2.0 page left it out"
+    );
+    assert_eq!(recipients_of(&s, &from_alpha), ["carol"].iter().map(|p| p.to_string()).collect(), "never bob");
+    // Purged versions (retention_days = 0.00004, 3.5 s) are still found, through the purge's
+    // record in the source's chain and the withdrawal's in the feed's.
+    std::thread::sleep(std::time::Duration::from_millis(3600));
+    let (ok, out, err) = s.cli(&["purge"], None);
+    assert!(ok && out.contains("2 object versions purged"), "{out}{err}");
+    assert!(all_ids(&s, ALLIANCE, "siem").is_empty());
+    assert_eq!(all_ids(&s, FEED, "siem"), set(&[&from_alpha]), "purged from the source, gone from the feed");
+    assert_eq!(recipients_of(&s, &labelled), ["bob", "siem"].iter().map(|p| p.to_string()).collect());
+    assert_eq!(recipients_of(&s, &plain), ["bob"].iter().map(|p| p.to_string()).collect());
+    let (_, export, _) = s.cli(&["audit", "export", "--collection", FEED], None);
+    assert!(export.contains("feed_withdraw") && export.contains("retention_purge"), "{export}");
+    let (ok, out, err) = s.cli(&["audit", "verify"], None);
+    assert!(ok, "{out}{err}");
 }

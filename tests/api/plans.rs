@@ -91,7 +91,7 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
     let private = key_of(&mut c, PRIVATE);
     let plans =
         concordia::storage::plans::explain_hot_queries(&mut c, private, &lookup, 1_000_000 + SMALL / 2, true).unwrap();
-    assert_eq!(plans.len(), 10);
+    assert_eq!(plans.len(), 11);
     // The object and what refers to it: the version index and the two reference indexes.
     let related = ["objects_version", "objects_source_ref", "objects_target_ref"];
     for p in &plans {
@@ -138,6 +138,9 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
                 if p.name.starts_with("match[type]") {
                     assert!(on_objects.iter().all(|(_, i)| i == "objects_type_latest"), "{}: {nodes:?}", p.name);
                 }
+                if p.name.starts_with("match[created_by_ref]") {
+                    assert!(on_objects.iter().all(|(_, i)| i == "objects_created_by"), "{}: {nodes:?}", p.name);
+                }
             }
             let (ms, buffers) = (top[0]["Execution Time"].as_f64().unwrap(), pg_buffers(plan));
             println!("plans: {backend}: {}: {on_objects:?}, {buffers} buffers, {ms:.2} ms", p.name);
@@ -167,6 +170,9 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
                 assert!(!p.plan.contains("TEMP B-TREE FOR ORDER BY"), "{}: sorted: {}", p.name, p.plan);
                 if p.name.starts_with("match[type]") {
                     assert!(p.plan.contains("INDEX objects_type_latest ("), "{}: {}", p.name, p.plan);
+                }
+                if p.name.starts_with("match[created_by_ref]") {
+                    assert!(p.plan.contains("INDEX objects_created_by ("), "{}: {}", p.name, p.plan);
                 }
             }
         }

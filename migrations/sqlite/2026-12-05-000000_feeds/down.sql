@@ -1,3 +1,4 @@
+DROP INDEX objects_created_by;
 DROP INDEX objects_target_ref;
 DROP INDEX objects_source_ref;
 ALTER TABLE objects DROP COLUMN target_ref;

@@ -22,3 +22,6 @@ ALTER TABLE objects ADD COLUMN source_ref TEXT;
 ALTER TABLE objects ADD COLUMN target_ref TEXT;
 CREATE INDEX objects_source_ref ON objects (collection_key, source_ref) WHERE source_ref IS NOT NULL;
 CREATE INDEX objects_target_ref ON objects (collection_key, target_ref) WHERE target_ref IS NOT NULL;
+-- match[created_by_ref]: one producer's objects, in position order (as the type index does
+-- for types); only versions that name a producer.
+CREATE INDEX objects_created_by ON objects (collection_key, created_by, latest, date_added) WHERE created_by IS NOT NULL;
