@@ -145,6 +145,25 @@ pub fn record_withdrawn(
     Ok(())
 }
 
+/// In every `valid_now` derived collection, moves the versions that became valid since they
+/// were written to new positions (see `storage::objects::activate`): an indicator written with
+/// a future `valid_from` reaches pollers using `added_after` at the housekeeping after that time.
+///
+/// # Errors
+/// Database failures.
+pub fn activate_feeds(storage: &Storage, view: &AccessView, now: Micros) -> StorageResult<usize> {
+    let mut moved = 0;
+    for col in view.collections.iter().filter(|c| c.feed.is_derived() && c.feed.filter.checks_validity()) {
+        let key = col.key;
+        let n = storage.write_blocking(|c| storage::objects::activate(c, key, now))?;
+        if n > 0 {
+            tracing::info!(collection = %col.id, versions = n, "versions that became valid moved to new positions");
+        }
+        moved += n;
+    }
+    Ok(moved)
+}
+
 /// For each derived collection that shows only objects valid now: how many of its versions
 /// stopped being valid in `(from, to]` (for the `concordia_objects_expired_total` metric).
 ///

@@ -415,6 +415,9 @@ impl Service {
         let job = tokio::task::spawn_blocking(move || {
             let purged = feeds::purge_retention(&storage, &by, now);
             let expired = feeds::expired_between(&storage, &view, since, now);
+            if let Err(e) = feeds::activate_feeds(&storage, &view, now) {
+                tracing::warn!(error = %e, "moving versions that became valid failed");
+            }
             (purged, expired)
         })
         .await;

@@ -1056,6 +1056,31 @@ pub fn purge_before(
     Ok((gone.into_iter().map(|(_, id, f, facets)| (id, f, facets)).collect(), last))
 }
 
+/// Gives the versions of a `valid_now` derived collection that became valid since they were
+/// written (`valid_from` after their `date_added`, and now passed) a new position after the
+/// collection's last one, in order of `valid_from`, so that pollers using `added_after` see them
+/// (call inside a write transaction). Returns how many moved.
+pub fn activate(c: &mut Conn, collection: i64, now: Micros) -> StorageResult<usize> {
+    let last = last_date_added(c, collection)?;
+    let due: Vec<(i64, i64)> = objects::table
+        .filter(objects::collection_key.eq(collection))
+        .filter(objects::valid_from.le(now))
+        .filter(objects::valid_from.assume_not_null().gt(objects::date_added))
+        .select((objects::seq, objects::valid_from.assume_not_null()))
+        .load(c)?;
+    let mut due = due;
+    due.sort_by_key(|&(seq, from)| (from, seq));
+    let mut next = now.max(last + 1);
+    for (seq, _) in &due {
+        diesel::update(objects::table.filter(objects::seq.eq(seq))).set(objects::date_added.eq(next)).execute(c)?;
+        next += 1;
+    }
+    if !due.is_empty() {
+        advance_clock(c, collection, next - 1)?;
+    }
+    Ok(due.len())
+}
+
 /// How many versions of a collection stopped being valid (`valid_until`) in `(from, to]`.
 pub fn count_expired(c: &mut Conn, collection: i64, from: Micros, to: Micros) -> StorageResult<i64> {
     Ok(objects::table

@@ -375,11 +375,12 @@ fn revocation_reaches_added_after_pollers() {
 /// Expiry: an indicator whose `valid_until` passes drops out of a `valid_now` feed (full reads,
 /// manifests, the object itself). It gets no new version, so a poller with `added_after` sees
 /// nothing new: consumers drop expired indicators by their own `valid_until` (SIEMs do).
-/// Indicators not yet valid are not shown until `valid_from`.
+/// Indicators not yet valid are not shown until `valid_from`; then the housekeeping gives them
+/// a new position, so that a poller with `added_after` sees them.
 #[test]
 fn expired_indicators_drop_out_of_a_valid_now_feed() {
     let policy = FEED_POLICY.replace("revoked = false", "revoked = false\nvalid_now = true");
-    let s = TestServer::start(&policy);
+    let s = TestServer::start_with(&policy, &[("CONCORDIA_FEED_HOUSEKEEPING_SECONDS", "1")]);
     s.add_password("alice", "pw-alice-secret");
     s.add_password("siem", "pw-siem-secret");
     let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
@@ -404,6 +405,22 @@ fn expired_indicators_drop_out_of_a_valid_now_feed() {
     assert_eq!(s.get(&format!("{}?added_after={mark}", objects_path(FEED)), &as_("siem")).text(), "{}");
     // The source keeps it.
     assert!(all_ids(&s, ALLIANCE, "siem").contains(&expiring));
+
+    // Valid in two seconds: not shown before; then at a new position after the mark of a poller
+    // that polled (past its first position) while it was not valid yet.
+    let (pending, after_it) = (new_id("indicator"), new_id("indicator"));
+    let from = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let mut p = ind(&pending, "2021-01-01T00:00:00.000Z", Some(90), None);
+    p["valid_from"] = json!(from.format(&time::format_description::well_known::Rfc3339).unwrap());
+    s.add("r", ALLIANCE, &as_("alice"), &[p, ind(&after_it, "2021-01-01T00:00:00.000Z", Some(90), None)]);
+    assert!(!all_ids(&s, FEED, "siem").contains(&pending), "not valid yet");
+    let page = s.get(&format!("/r/collections/{FEED}/manifest/"), &as_("siem"));
+    assert!(ids(&page.json()).contains(&after_it));
+    let mark = page.header("x-taxii-date-added-last").unwrap().to_owned();
+    let polled =
+        |s: &TestServer| ids(&s.get(&format!("{}?added_after={mark}", objects_path(FEED)), &as_("siem")).json());
+    assert!(wait_until(|| polled(&s).contains(&pending)), "a poller sees it once it is valid");
+    assert!(all_ids(&s, FEED, "siem").contains(&pending));
 }
 
 /// A derived collection added to (or changed in) the policy is filled from what its sources
