@@ -36,9 +36,17 @@ pub struct Facets {
 /// label is found with `LIKE '%␟a␟%'`. It is removed from labels themselves.
 pub const LABEL_SEPARATOR: char = '\u{1f}';
 
-/// A label as stored and matched: lower case, without the separator.
+/// A label as stored and matched: lower case, without the separator and without NUL (which
+/// PostgreSQL text cannot hold; the object's own text keeps it).
 pub fn normalise_label(label: &str) -> String {
-    label.chars().filter(|c| *c != LABEL_SEPARATOR).flat_map(char::to_lowercase).collect()
+    label.chars().filter(|c| *c != LABEL_SEPARATOR && *c != '\0').flat_map(char::to_lowercase).collect()
+}
+
+/// An identifier property as indexed: lower case, and only if it is a STIX identifier (the
+/// validator refuses others in STIX 2.1 objects; custom and 2.0 content may carry anything).
+fn identifier(value: Option<&serde_json::Value>) -> Option<String> {
+    let id = value?.as_str()?.to_ascii_lowercase();
+    super::stix::valid_identifier(&id).is_some().then_some(id)
 }
 
 impl Facets {
@@ -70,7 +78,7 @@ impl Facets {
             .collect();
         labels.sort();
         labels.dedup();
-        let reference = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_ascii_lowercase);
+        let reference = |name: &str| identifier(object.get(name));
         let (source_ref, target_ref) = match object.get("type").and_then(Value::as_str) {
             Some("relationship") => (reference("source_ref"), reference("target_ref")),
             Some("sighting") => (reference("sighting_of_ref"), None),
@@ -80,7 +88,7 @@ impl Facets {
             source_ref,
             target_ref,
             confidence: object.get("confidence").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok()),
-            created_by: object.get("created_by_ref").and_then(Value::as_str).map(str::to_ascii_lowercase),
+            created_by: identifier(object.get("created_by_ref")),
             tlp: markings.into_iter().filter_map(Tlp::of_marking).max(),
             revoked: object.get("revoked").and_then(Value::as_bool).unwrap_or(false),
             valid_from: time("valid_from"),
@@ -322,8 +330,10 @@ mod tests {
         assert_eq!(f.labels_column().as_deref(), Some("\u{1f}apt\u{1f}c2\u{1f}"));
         let (from, until) = (f.valid_from.unwrap_or_default(), f.valid_until.unwrap_or_default());
         assert!(f.valid_at(from) && !f.valid_at(from - 1) && f.valid_at(until - 1) && !f.valid_at(until));
-        let none = facets(r#"{"confidence":"high","labels":"x","revoked":"yes"}"#);
+        let none = facets(r#"{"confidence":"high","labels":"x","revoked":"yes","created_by_ref":"acme\u0000"}"#);
         assert_eq!(none, Facets::default());
+        let nul = facets(r#"{"labels":["a\u0000b","\u0000"]}"#);
+        assert_eq!(nul.labels, vec!["ab".to_owned()], "no NUL reaches a text column");
     }
 
     #[test]
