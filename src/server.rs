@@ -164,7 +164,14 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
                 }
             }
             if ticks % housekeeping == 1 % housekeeping {
-                refresher.housekeep_feeds().await;
+                // On its own task: a long purge must not hold up policy refreshes (revocations).
+                let feeds = refresher.clone();
+                if !feeds.housekeeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    actix_web::rt::spawn(async move {
+                        feeds.housekeep_feeds().await;
+                        feeds.housekeeping.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
             }
             if let Some(days) = retention.filter(|_| ticks % hourly == 1) {
                 match refresher.purge_audit(days).await {

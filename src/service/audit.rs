@@ -552,8 +552,8 @@ pub struct PurgedTrace {
 pub struct PageDetail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<i64>,
-    /// Objects of the page's range that were not sent (the TAXII 2.0 view leaves out what STIX
-    /// 2.0 cannot express).
+    /// Versions of the page's range that were not sent, as `id|version` (the TAXII 2.0 view
+    /// leaves out what STIX 2.0 cannot express).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub omitted: Vec<String>,
 }
@@ -682,7 +682,7 @@ fn page_served(
         return false;
     }
     let detail: PageDetail = rec.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
-    if detail.omitted.iter().any(|o| o == object_id) {
+    if detail.omitted.iter().any(|o| o.split_once('|') == Some((object_id, v.version.as_str()))) {
         return false;
     }
     if let Some(fa) = &v.facets {
@@ -696,9 +696,13 @@ fn page_served(
             return false;
         }
     }
+    // A reader of some of a derived collection's sources chose among the versions it could see.
+    let visible = |w: &VersionTrace| {
+        detail.sources.is_none_or(|bits| w.facets.as_ref().is_none_or(|fa| fa.source_mask & bits != 0))
+    };
     let existed: Vec<(String, String)> = versions
         .iter()
-        .filter(|w| w.date_added <= snapshot && w.deleted_at.is_none_or(|d| d > rec.at))
+        .filter(|w| w.date_added <= snapshot && w.deleted_at.is_none_or(|d| d > rec.at) && visible(w))
         .map(|w| (w.version_key.clone(), w.spec_version.clone()))
         .collect();
     f.selects_version(&v.version_key, &v.spec_version, &existed)

@@ -51,7 +51,7 @@ pub fn purge_retention(storage: &Storage, by: &Operator, now: Micros) -> Storage
             title.clone_from(&col.title);
             let cutoff = now.saturating_sub(days.micros());
             let (key, keep_latest, derived, generation) =
-                (col.key, col.feed.keep_latest, derived_targets(&view, &id), view.generation);
+                (col.key, col.feed.keep_latest, derived_targets(&view, &id), view.feed_generation);
             let step = storage.write_blocking(|c| {
                 let mut withdrawn = Vec::new();
                 let (gone, last) = storage::objects::purge_before(
@@ -151,11 +151,20 @@ pub fn record_withdrawn(
 ///
 /// # Errors
 /// Database failures.
-pub fn activate_feeds(storage: &Storage, view: &AccessView, now: Micros) -> StorageResult<usize> {
+pub fn activate_feeds(storage: &Storage, by: &Operator, view: &AccessView, now: Micros) -> StorageResult<usize> {
     let mut moved = 0;
     for col in view.collections.iter().filter(|c| c.feed.is_derived() && c.feed.filter.checks_validity()) {
-        let key = col.key;
-        let n = storage.write_blocking(|c| storage::objects::activate(c, key, now))?;
+        let feed = Derived { id: col.id.clone(), key: col.key, bit: 0, filter: col.feed.filter.clone() };
+        let n = storage.write_blocking(|c| {
+            let mut withdrawn = Vec::new();
+            let n = storage::objects::activate(c, &feed, now, &mut withdrawn)?;
+            if by.audit && !withdrawn.is_empty() {
+                let mut cause = by.record("feed_activate", serde_json::Value::Null);
+                cause.collection_id = Some(feed.id.clone());
+                record_withdrawn(c, &cause, &withdrawn)?;
+            }
+            Ok(n)
+        })?;
         if n > 0 {
             tracing::info!(collection = %col.id, versions = n, "versions that became valid moved to new positions");
         }

@@ -149,6 +149,8 @@ pub struct Service {
     keys_reloaded: std::sync::atomic::AtomicI64,
     /// Up to when expiries in `valid_now` feeds were counted (see `housekeep_feeds`).
     expiry_checked: std::sync::atomic::AtomicI64,
+    /// Set while this node's feed housekeeping runs (one at a time).
+    pub housekeeping: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -171,6 +173,7 @@ impl Service {
             draining: std::sync::atomic::AtomicBool::new(false),
             keys_reloaded: std::sync::atomic::AtomicI64::new(0),
             expiry_checked: std::sync::atomic::AtomicI64::new(now_micros()),
+            housekeeping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -415,7 +418,7 @@ impl Service {
         let job = tokio::task::spawn_blocking(move || {
             let purged = feeds::purge_retention(&storage, &by, now);
             let expired = feeds::expired_between(&storage, &view, since, now);
-            if let Err(e) = feeds::activate_feeds(&storage, &view, now) {
+            if let Err(e) = feeds::activate_feeds(&storage, &by, &view, now) {
                 tracing::warn!(error = %e, "moving versions that became valid failed");
             }
             (purged, expired)

@@ -325,7 +325,7 @@ impl Service {
             let view = self.view();
             let derived = derived_targets(&view, &write.collection);
             match self
-                .store_once(write.clone(), items.clone(), failures.clone(), request_time, derived, view.generation)
+                .store_once(write.clone(), items.clone(), failures.clone(), request_time, derived, view.feed_generation)
                 .await
             {
                 Err(ServiceError::Internal(storage::StorageError::StalePolicy)) if attempt < 5 => {
@@ -353,8 +353,22 @@ impl Service {
                 let Write { root_id, collection, collection_key, added_by, can_read, mut record } = write;
                 let now = now_micros();
                 let locked = started.elapsed();
-                let outcomes =
-                    storage::objects::insert(c, collection_key, added_by, &items, now, &derived, Some(generation))?;
+                let mut withdrawn = Vec::new();
+                let outcomes = storage::objects::insert(
+                    c,
+                    collection_key,
+                    added_by,
+                    &items,
+                    now,
+                    &derived,
+                    Some(generation),
+                    &mut withdrawn,
+                )?;
+                if audit && !withdrawn.is_empty() {
+                    // Versions that moved in a feed (a second source sent them): their old
+                    // positions, recorded with this write as the cause.
+                    super::feeds::record_withdrawn(c, &record, &withdrawn)?;
+                }
                 tracing::debug!(
                     objects = items.len(),
                     lock_wait_ms = locked.as_secs_f64() * 1e3,
@@ -452,7 +466,7 @@ impl Service {
             // The derived collections the deleted versions leave, from the policy as loaded;
             // re-read if it changed (see `store`).
             let view = self.view();
-            let (derived, generation) = (derived_targets(&view, &cid), view.generation);
+            let (derived, generation) = (derived_targets(&view, &cid), view.feed_generation);
             let (cid, oid, filter, mut record) = (cid.clone(), oid.clone(), filter.clone(), record.clone());
             let result = self
                 .storage

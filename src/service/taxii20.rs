@@ -301,8 +301,9 @@ impl Service {
                     let (rows, bodies): (Vec<_>, Vec<_>) = page.rows.into_iter().unzip();
                     (rows, bodies, page.snapshot)
                 };
-                if listing == Listing20::Object && rows.is_empty() {
-                    return Ok(Answer20::Unsatisfiable { total: 0 });
+                if rows.is_empty() {
+                    // Gone since the count (a delete between the two statements): as past the end.
+                    return Ok(Answer20::Unsatisfiable { total });
                 }
                 let last_index = start + rows.len() as u64 - 1;
                 let mut omitted: Vec<String> = Vec::new();
@@ -312,7 +313,7 @@ impl Service {
                         for (r, b) in rows.iter().zip(&bodies) {
                             match to_stix20(b, &r.spec_version) {
                                 Some(o) => objects.push(o),
-                                None => omitted.push(r.stix_id.clone()),
+                                None => omitted.push(format!("{}|{}", r.stix_id, r.version)),
                             }
                         }
                         bundle(&objects)

@@ -23,6 +23,7 @@ pub fn load_view(c: &mut Conn) -> StorageResult<AccessView> {
 
 fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
     let gen = generation(c)?;
+    let feed_gen = super::feed_generation(c)?;
     let discovery = meta_get(c, "discovery")?.and_then(|d| serde_json::from_str::<DiscoveryPolicy>(&d).ok());
     let roots: Vec<(i64, String, String, Option<String>, i64)> = api_roots::table
         .select((
@@ -102,6 +103,7 @@ fn load_view_inner(c: &mut Conn) -> StorageResult<AccessView> {
         .collect();
     Ok(AccessView {
         generation: gen,
+        feed_generation: feed_gen,
         certificates,
         limits,
         login_state,
@@ -454,6 +456,12 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
         }
     }
     rebuild_derived(c, &rebuilds)?;
+    let collections_changed = plan.changes.iter().any(|ch| {
+        matches!(ch, Change::AddCollection(_) | Change::UpdateCollection { .. } | Change::RemoveCollection { .. })
+    });
+    if collections_changed {
+        super::bump_feed_generation(c)?;
+    }
     if !plan.is_empty() {
         bump_generation(c)?;
     }

@@ -548,6 +548,19 @@ pub fn generation(c: &mut Conn) -> StorageResult<i64> {
     Ok(meta_get(c, "generation")?.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
+/// The feed generation: bumped by every change to collections (their derived sources and
+/// filters among them). Writers to a source compare it, under their locks, with the one their
+/// policy came from (see `objects::insert`); credential changes do not touch it.
+pub fn feed_generation(c: &mut Conn) -> StorageResult<i64> {
+    Ok(meta_get(c, "feed_generation")?.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Bumps the feed generation (call inside the changing transaction).
+pub fn bump_feed_generation(c: &mut Conn) -> StorageResult<()> {
+    let next = feed_generation(c)? + 1;
+    meta_set(c, "feed_generation", &next.to_string())
+}
+
 /// Bumps the policy generation (call inside the changing transaction).
 pub fn bump_generation(c: &mut Conn) -> StorageResult<i64> {
     // One atomic increment, so two concurrent changes can never both write the same value.

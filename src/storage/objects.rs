@@ -195,11 +195,52 @@ where
 impl AppearsOnTable<objects::table> for FromSources {}
 impl SelectableExpression<objects::table> for FromSources {}
 
+/// No version of the same object that the reader can see (`source_mask & bits`) is newer, by
+/// spec version, then version: the latest version of the latest spec version among the visible
+/// ones. One probe of the version index per row.
+#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping)]
+pub(super) struct NewestVisible(i64);
+
+impl diesel::query_builder::QueryId for NewestVisible {
+    type QueryId = NewestVisible;
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Expression for NewestVisible {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for NewestVisible
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(
+            "(NOT EXISTS (SELECT 1 FROM \"objects\" AS \"newer\" \
+             WHERE (CAST(\"newer\".\"collection_key\" AS TEXT) || '/' || \"newer\".\"stix_id\") = \
+             (CAST(\"objects\".\"collection_key\" AS TEXT) || '/' || \"objects\".\"stix_id\") \
+             AND ((\"newer\".\"source_mask\" & ",
+        );
+        out.push_bind_param::<diesel::sql_types::BigInt, i64>(&self.0)?;
+        out.push_sql(
+            ") <> 0) AND (\"newer\".\"spec_version\" > \"objects\".\"spec_version\" \
+             OR (\"newer\".\"spec_version\" = \"objects\".\"spec_version\" \
+             AND \"newer\".\"version_key\" > \"objects\".\"version_key\"))))",
+        );
+        Ok(())
+    }
+}
+
+impl AppearsOnTable<objects::table> for NewestVisible {}
+impl SelectableExpression<objects::table> for NewestVisible {}
+
 /// Stores the objects of one envelope (call inside a write transaction), and feeds the new
 /// versions to the derived collections of this source (`derived`, in ascending key order).
-/// `generation` is the policy generation the caller's view of `derived` comes from: if the
-/// policy changed since, nothing is stored and the caller reloads and retries
+/// `feed_generation` is the feed generation the caller's view of `derived` comes from: if the
+/// collections changed since, nothing is stored and the caller reloads and retries
 /// ([`StorageError::StalePolicy`]). Returns one outcome per object, in order.
+#[allow(clippy::too_many_arguments)]
 pub fn insert(
     c: &mut Conn,
     collection: i64,
@@ -207,21 +248,19 @@ pub fn insert(
     items: &[NewObject],
     now: Micros,
     derived: &[Derived],
-    generation: Option<i64>,
+    feed_generation: Option<i64>,
+    withdrawn: &mut Vec<Withdrawn>,
 ) -> StorageResult<Vec<Outcome>> {
     // Lock the collection's clock first (PostgreSQL): everything read below is then stable
-    // against other writers to this collection until the transaction ends, and a policy change
-    // (which locks the sources of the derived collections it rebuilds) is either committed and
-    // seen here, or waits for this transaction.
+    // against other writers to this collection until the transaction ends. Then the clocks of
+    // its derived collections, and only then compare the feed generation: a policy change that
+    // rebuilds one of them holds its clock until it commits, so it is either committed (and
+    // seen here: stale, retry with the new policy) or waits for this transaction.
     let t0 = std::time::Instant::now();
     let last = last_date_added(c, collection)?;
-    if let Some(g) = generation {
-        if super::generation(c)? != g {
-            return Err(StorageError::StalePolicy);
-        }
-    }
+    check_feeds(c, derived, feed_generation)?;
     let all: Vec<&NewObject> = items.iter().collect();
-    let outcomes = insert_rows(c, collection, added_by, &all, now, last, 0, &|_, _| true)?;
+    let outcomes = insert_rows(c, collection, added_by, &all, now, last, None, withdrawn)?;
     // The versions stored, with the version they were stored as (objects without a STIX
     // version are versioned by their date_added in the source: the derived copy keeps it).
     let stored: Vec<NewObject> = items
@@ -242,17 +281,35 @@ pub fn insert(
         let stored: Vec<&NewObject> = stored.iter().collect();
         for d in derived {
             let last = last_date_added(c, d.key)?;
-            insert_rows(c, d.key, added_by, &stored, now, last, d.bit, &|h, in_feed| d.admits(h, in_feed))?;
+            insert_rows(c, d.key, added_by, &stored, now, last, Some(d), withdrawn)?;
         }
     }
     tracing::trace!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "insert objects");
     Ok(outcomes)
 }
 
+/// Locks the clocks of a source's derived collections (after the source's, in ascending key
+/// order), then checks that the feeds are those the caller's policy describes.
+fn check_feeds(c: &mut Conn, derived: &[Derived], feed_generation: Option<i64>) -> StorageResult<()> {
+    for d in derived {
+        last_date_added(c, d.key)?;
+    }
+    if let Some(g) = feed_generation {
+        if super::feed_generation(c)? != g {
+            return Err(StorageError::StalePolicy);
+        }
+    }
+    Ok(())
+}
+
 /// Stores versions in one collection whose clock the caller holds (`last`: its position).
-/// With `bit` (a derived collection), only the versions `admit` takes (given whether the
-/// collection already holds a version of the object) are added, and a version it already
-/// holds gets the source's bit in its `source_mask`.
+/// With `feed` (a derived collection, fed by one of its sources), only the versions its filter
+/// admits (see [`Derived::admits`]) are added; a version it already holds with exactly the same
+/// text gets the source's bit in its `source_mask` and moves to a new position, so that the
+/// readers of that source who poll with `added_after` see it (its old position goes to
+/// `withdrawn`, for the audit trail). A version it holds with another text (two sources sent
+/// different objects under one id and version) is left as it is: readers of this source are
+/// never served the other source's text.
 #[allow(clippy::too_many_arguments)]
 fn insert_rows(
     c: &mut Conn,
@@ -261,9 +318,10 @@ fn insert_rows(
     items: &[&NewObject],
     now: Micros,
     last: i64,
-    bit: i64,
-    admit: &dyn Fn(&ObjectHead, bool) -> bool,
+    feed: Option<&Derived>,
+    withdrawn: &mut Vec<Withdrawn>,
 ) -> StorageResult<Vec<Outcome>> {
+    let bit = feed.map_or(0, |d| d.bit);
     // Versions already stored for the ids of this envelope: id -> [(version_key, spec, version, mask)].
     let mut ids: Vec<&str> = items.iter().map(|o| o.head.id.as_str()).collect();
     ids.sort_unstable();
@@ -281,14 +339,14 @@ fn insert_rows(
     let mut rows: Vec<NewRow<'_>> = Vec::with_capacity(items.len());
     let mut seen: HashMap<&str, Vec<(String, String, String, i64)>> = HashMap::new();
     let mut needs_recompute: HashSet<&str> = HashSet::new();
-    // (id, version key, spec) of stored versions that gain the source's bit.
-    let mut gain_bit: Vec<(&str, String, String)> = Vec::new();
+    // (id, version key, spec, text) of stored versions that may gain the source's bit.
+    let mut gain_bit: Vec<(&str, String, String, &str)> = Vec::new();
     for item in items {
         let h = &item.head;
         let stored = existing.get(&h.id);
         let batch = seen.get(h.id.as_str());
         let prior = stored.into_iter().chain(batch).flatten();
-        if bit != 0 && !admit(h, prior.clone().next().is_some()) {
+        if feed.is_some_and(|d| !d.admits(h, prior.clone().next().is_some())) {
             continue;
         }
         let (version, key) = match (&h.version, &h.version_key) {
@@ -297,7 +355,7 @@ fn insert_rows(
                 // No modified/created: the object is immutable; its first stored copy is its version.
                 if let Some((k, s, v, mask)) = prior.clone().next() {
                     if bit != 0 && mask & bit == 0 {
-                        gain_bit.push((h.id.as_str(), k.clone(), s.clone()));
+                        gain_bit.push((h.id.as_str(), k.clone(), s.clone(), item.body.as_str()));
                     }
                     outcomes.push(Outcome::Duplicate { version: v.clone() });
                     continue;
@@ -307,7 +365,7 @@ fn insert_rows(
         };
         if let Some((k, s, _, mask)) = prior.clone().find(|(k, s, _, _)| *k == key && *s == h.spec_version) {
             if bit != 0 && mask & bit == 0 {
-                gain_bit.push((h.id.as_str(), k.clone(), s.clone()));
+                gain_bit.push((h.id.as_str(), k.clone(), s.clone(), item.body.as_str()));
             }
             outcomes.push(Outcome::Duplicate { version });
             continue;
@@ -375,20 +433,43 @@ fn insert_rows(
             count - inserted
         )));
     }
-    if let Some(last) = last_added {
-        advance_clock(c, collection, last)?;
-    }
     gain_bit.sort_unstable();
-    gain_bit.dedup();
-    for (id, key, spec) in gain_bit {
-        diesel::update(
-            objects::table
-                .filter(key_is(collection, id))
-                .filter(objects::version_key.eq(key))
-                .filter(objects::spec_version.eq(spec)),
-        )
-        .set(objects::source_mask.eq(objects::source_mask + bit))
-        .execute(c)?;
+    gain_bit.dedup_by(|a, b| (a.0, &a.1, &a.2) == (b.0, &b.1, &b.2));
+    let mut moved_to = None;
+    for (id, key, spec, text) in gain_bit {
+        let held: Option<(i64, String, VersionFacts, FacetCols)> = objects::table
+            .filter(key_is(collection, id))
+            .filter(objects::version_key.eq(&key))
+            .filter(objects::spec_version.eq(&spec))
+            .select((
+                objects::seq,
+                objects::body,
+                (
+                    objects::version,
+                    objects::version_key,
+                    objects::spec_version,
+                    objects::stix_type,
+                    objects::date_added,
+                ),
+                facet_cols(),
+            ))
+            .first(c)
+            .optional()?;
+        let Some((seq, body, facts, facets)) = held else { continue };
+        if body != text || facets.6 & bit != 0 {
+            continue;
+        }
+        diesel::update(objects::table.filter(objects::seq.eq(seq)))
+            .set((objects::source_mask.eq(facets.6 | bit), objects::date_added.eq(next)))
+            .execute(c)?;
+        moved_to = Some(next);
+        next += 1;
+        if let Some(d) = feed {
+            withdrawn.push(Withdrawn { derived: d.id.clone(), stix_id: id.to_owned(), removed: true, facts, facets });
+        }
+    }
+    if let Some(last) = moved_to.or(last_added) {
+        advance_clock(c, collection, last)?;
     }
     for id in needs_recompute {
         recompute_flags(c, collection, id)?;
@@ -590,8 +671,12 @@ fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST
         }
         VersionSel::Some { first, last, explicit } => {
             if *last && !*first && explicit.is_empty() && f.spec_versions.is_empty() {
-                // The default view: one index range.
-                if by_id {
+                // The default view: one index range. A reader of a derived collection who may
+                // read only some of its sources: the newest version among those it can see
+                // (the `latest` flag is over every version the collection holds).
+                if let Some(bits) = p.sources {
+                    q = q.filter(NewestVisible(bits));
+                } else if by_id {
                     q = q.filter((objects::latest + 0).eq(1));
                 } else {
                     q = q.filter(objects::latest.eq(1));
@@ -914,13 +999,9 @@ pub fn delete(
             facet_cols(),
         ))
         .into_boxed();
-    // Same lock as inserts: flag recomputation must not interleave with a writer's.
+    // Same locks as inserts: flag recomputation must not interleave with a writer's.
     last_date_added(c, collection)?;
-    if let Some(g) = generation {
-        if super::generation(c)? != g {
-            return Err(StorageError::StalePolicy);
-        }
-    }
+    check_feeds(c, derived, generation)?;
     let rows: Vec<(i64, VersionFacts, FacetCols)> = apply(q, &p).load(c)?;
     let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
@@ -1012,11 +1093,7 @@ pub fn purge_before(
     withdrawn: &mut Vec<Withdrawn>,
 ) -> StorageResult<(Vec<(String, VersionFacts, FacetCols)>, Option<i64>)> {
     last_date_added(c, collection)?;
-    if let Some(g) = generation {
-        if super::generation(c)? != g {
-            return Err(StorageError::StalePolicy);
-        }
-    }
+    check_feeds(c, derived, generation)?;
     // Through the position index, oldest first; the latest versions kept are skipped by the
     // position the next step starts after.
     let rows: Vec<(i64, i32, String, VersionFacts, FacetCols)> = objects::table
@@ -1060,20 +1137,27 @@ pub fn purge_before(
 /// written (`valid_from` after their `date_added`, and now passed) a new position after the
 /// collection's last one, in order of `valid_from`, so that pollers using `added_after` see them
 /// (call inside a write transaction). Returns how many moved.
-pub fn activate(c: &mut Conn, collection: i64, now: Micros) -> StorageResult<usize> {
+pub fn activate(c: &mut Conn, feed: &Derived, now: Micros, withdrawn: &mut Vec<Withdrawn>) -> StorageResult<usize> {
+    let collection = feed.key;
     let last = last_date_added(c, collection)?;
-    let due: Vec<(i64, i64)> = objects::table
+    let mut due: Vec<(i64, i64, String, VersionFacts, FacetCols)> = objects::table
         .filter(objects::collection_key.eq(collection))
         .filter(objects::valid_from.le(now))
         .filter(objects::valid_from.assume_not_null().gt(objects::date_added))
-        .select((objects::seq, objects::valid_from.assume_not_null()))
+        .select((
+            objects::seq,
+            objects::valid_from.assume_not_null(),
+            objects::stix_id,
+            (objects::version, objects::version_key, objects::spec_version, objects::stix_type, objects::date_added),
+            facet_cols(),
+        ))
         .load(c)?;
-    let mut due = due;
-    due.sort_by_key(|&(seq, from)| (from, seq));
+    due.sort_by_key(|r| (r.1, r.0));
     let mut next = now.max(last + 1);
-    for (seq, _) in &due {
+    for (seq, _, id, facts, facets) in due.iter().cloned() {
         diesel::update(objects::table.filter(objects::seq.eq(seq))).set(objects::date_added.eq(next)).execute(c)?;
         next += 1;
+        withdrawn.push(Withdrawn { derived: feed.id.clone(), stix_id: id, removed: true, facts, facets });
     }
     if !due.is_empty() {
         advance_clock(c, collection, next - 1)?;
@@ -1160,7 +1244,8 @@ fn feed_batch(c: &mut Conn, d: &Derived, added_by: i64, items: &[NewObject], now
     }
     let refs: Vec<&NewObject> = items.iter().collect();
     let last = last_date_added(c, d.key)?;
-    insert_rows(c, d.key, added_by, &refs, now, last, d.bit, &|h, in_feed| d.admits(h, in_feed))?;
+    // A rebuild starts from an empty collection: nothing it moves was ever served from it.
+    insert_rows(c, d.key, added_by, &refs, now, last, Some(d), &mut Vec::new())?;
     Ok(())
 }
 

@@ -188,6 +188,9 @@ impl CertificateIdentity {
 #[derive(Debug, Clone, Default)]
 pub struct AccessView {
     pub generation: i64,
+    /// The generation of the collections' definitions (derived sources and filters): what a
+    /// write to a source checks under its locks.
+    pub feed_generation: i64,
     pub discovery: Option<DiscoveryPolicy>,
     pub api_roots: Vec<ApiRootInfo>,
     /// Sorted by id, the stable order of the collections list (T-112).
