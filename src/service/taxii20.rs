@@ -320,7 +320,7 @@ impl Service {
                     }
                     Listing20::Manifest => {
                         let ids: Vec<&str> = rows.iter().map(|r| r.stix_id.as_str()).collect();
-                        let versions = storage::objects::versions_of_many(c, ckey, &ids, sources)?;
+                        let versions = storage::objects::versions_of_many(c, ckey, &ids, sources, valid_at)?;
                         let entries: Vec<serde_json::Value> = rows
                             .iter()
                             .map(|r| {

@@ -774,6 +774,7 @@ pub fn versions_of_many(
     collection: i64,
     ids: &[&str],
     sources: Option<i64>,
+    valid_at: Option<Micros>,
 ) -> StorageResult<HashMap<String, Vec<(String, String)>>> {
     let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for chunk in ids.chunks(LOOKUP_CHUNK) {
@@ -783,6 +784,10 @@ pub fn versions_of_many(
             .into_boxed();
         if let Some(bits) = sources {
             q = q.filter(FromSources(bits));
+        }
+        if let Some(now) = valid_at {
+            q = q.filter(objects::valid_from.is_null().or(objects::valid_from.le(now)));
+            q = q.filter(objects::valid_until.is_null().or(objects::valid_until.gt(now)));
         }
         for (id, key, version) in q.load::<(String, String, String)>(c)? {
             out.entry(id).or_default().push((key, version));
