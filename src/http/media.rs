@@ -42,6 +42,21 @@ pub fn accepts_taxii21(accept: Option<&str>) -> bool {
     })
 }
 
+/// Whether `Accept` allows a TAXII 2.0 answer: none, `*/*`, `application/*`, or the TAXII 2.0
+/// media type (and, for objects, `stix`, the STIX 2.0 one), without a version or with version 2.0.
+pub fn accepts_taxii20(accept: Option<&str>, stix: bool) -> bool {
+    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else { return true };
+    accept.split(',').filter_map(parse_range).any(|r| {
+        r.q > 0.0
+            && match r.essence.as_str() {
+                "*/*" | "application/*" => true,
+                "application/vnd.oasis.taxii+json" => r.version.is_none_or(|v| v == "2.0"),
+                "application/vnd.oasis.stix+json" => stix && r.version.is_none_or(|v| v == "2.0"),
+                _ => false,
+            }
+    })
+}
+
 /// Whether a POST body's `Content-Type` is the TAXII 2.1 media type (version optional, other
 /// parameters such as `charset` tolerated).
 pub fn is_taxii21_content_type(content_type: Option<&str>) -> bool {
@@ -53,6 +68,17 @@ pub fn is_taxii21_content_type(content_type: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_for_the_taxii20_view() {
+        assert!(accepts_taxii20(None, false));
+        assert!(accepts_taxii20(Some("application/vnd.oasis.taxii+json; version=2.0"), false));
+        assert!(accepts_taxii20(Some("application/vnd.oasis.stix+json; version=2.0"), true));
+        assert!(!accepts_taxii20(Some("application/vnd.oasis.stix+json; version=2.0"), false));
+        assert!(!accepts_taxii20(Some("application/taxii+json;version=2.1"), false));
+        assert!(!accepts_taxii20(Some("application/vnd.oasis.taxii+json; version=2.1"), false));
+        assert!(accepts_taxii20(Some("text/html, */*;q=0.1"), true));
+    }
 
     #[test]
     fn accept_variants() {

@@ -5,7 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::HttpError;
-use super::{authenticated_only, begin, header_str, note, raw_query, seg, PublicBase, Svc};
+use super::{authenticated_only, begin, both, header_str, note, raw_query, seg, PublicBase, Svc};
 use crate::model::access::Principal;
 use crate::model::time::format_taxii;
 use crate::service::taxii20::{parse_query20, parse_range, Answer20, Listing20, STIX20, TAXII20};
@@ -40,10 +40,6 @@ impl ResponseError for Error20 {
 }
 
 type Result20 = Result<HttpResponse, Error20>;
-
-fn both(path: &str) -> [String; 2] {
-    [path.to_owned(), path.trim_end_matches('/').to_owned()]
-}
 
 fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::route().to(move || async move { Err::<HttpResponse, Error20>(Error20(HttpError::MethodNotAllowed(allow))) })
@@ -87,38 +83,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Whether `Accept` allows a TAXII 2.0 answer: none, `*/*`, `application/*`, or the 2.0 TAXII
-/// media type (and, for objects, the STIX 2.0 one), without a version or with version 2.0.
-pub fn accepts20(accept: Option<&str>, stix: bool) -> bool {
-    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else { return true };
-    accept.split(',').any(|range| {
-        let mut parts = range.split(';');
-        let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let mut version = None;
-        let mut q = 1.0f32;
-        for p in parts {
-            if let Some((k, v)) = p.split_once('=') {
-                let (k, v) = (k.trim(), v.trim().trim_matches('"'));
-                if k.eq_ignore_ascii_case("version") {
-                    version = Some(v.to_owned());
-                } else if k.eq_ignore_ascii_case("q") {
-                    q = v.parse().unwrap_or(0.0);
-                }
-            }
-        }
-        q > 0.0
-            && match essence.as_str() {
-                "*/*" | "application/*" => true,
-                "application/vnd.oasis.taxii+json" => version.as_deref().is_none_or(|v| v == "2.0"),
-                "application/vnd.oasis.stix+json" => stix && version.as_deref().is_none_or(|v| v == "2.0"),
-                _ => false,
-            }
-    })
-}
-
 async fn caller20(req: &HttpRequest, svc: &Service, stix: bool) -> Result<Principal, Error20> {
     let caller = authenticated_only(req, svc).await?;
-    if !accepts20(header_str(req, header::ACCEPT), stix) {
+    if !super::media::accepts_taxii20(header_str(req, header::ACCEPT), stix) {
         return Err(Error20(HttpError::NotAcceptable20));
     }
     Ok(caller.principal)
@@ -209,21 +176,5 @@ async fn list(req: HttpRequest, svc: Svc, listing: Listing20, action: &'static s
             note(&req, |n| n.page = Some(*page));
             Ok(r.body(body))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accept_for_the_20_view() {
-        assert!(accepts20(None, false));
-        assert!(accepts20(Some("application/vnd.oasis.taxii+json; version=2.0"), false));
-        assert!(accepts20(Some("application/vnd.oasis.stix+json; version=2.0"), true));
-        assert!(!accepts20(Some("application/vnd.oasis.stix+json; version=2.0"), false));
-        assert!(!accepts20(Some("application/taxii+json;version=2.1"), false));
-        assert!(!accepts20(Some("application/vnd.oasis.taxii+json; version=2.1"), false));
-        assert!(accepts20(Some("text/html, */*;q=0.1"), true));
     }
 }

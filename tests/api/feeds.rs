@@ -482,21 +482,6 @@ fn apply_fills_and_rebuilds_derived_collections() {
     }
 }
 
-/// xorshift64*: deterministic, seeded.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
 /// No derived collection is a way around a source's grants or its TLP ceiling: random grants on
 /// three sources (one with a TLP:GREEN ceiling) and two derived collections over random subsets
 /// of them; every partner's view of every derived collection is compared with a model: the

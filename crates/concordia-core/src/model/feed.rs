@@ -55,18 +55,6 @@ impl Facets {
     pub fn of(object: &serde_json::Map<String, serde_json::Value>) -> Facets {
         use serde_json::Value;
         let time = |name: &str| object.get(name).and_then(Value::as_str).and_then(parse_taxii);
-        let mut markings: Vec<&str> = object
-            .get("object_marking_refs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        for g in object.get("granular_markings").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(r) = g.get("marking_ref").and_then(Value::as_str) {
-                markings.push(r);
-            }
-        }
         let mut labels: Vec<String> = object
             .get("labels")
             .and_then(Value::as_array)
@@ -89,7 +77,7 @@ impl Facets {
             target_ref,
             confidence: object.get("confidence").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok()),
             created_by: identifier(object.get("created_by_ref")),
-            tlp: markings.into_iter().filter_map(Tlp::of_marking).max(),
+            tlp: Tlp::levels_of(object).into_iter().max(),
             revoked: object.get("revoked").and_then(Value::as_bool).unwrap_or(false),
             valid_from: time("valid_from"),
             valid_until: time("valid_until"),

@@ -345,6 +345,27 @@ impl Tlp {
         }
     }
 
+    /// The TLP levels an object is marked with: its object markings and granular markings that
+    /// are TLP marking definitions (1.0 or 2.0), in the order they appear.
+    pub fn levels_of(object: &serde_json::Map<String, serde_json::Value>) -> Vec<Tlp> {
+        use serde_json::Value;
+        let granular = object
+            .get("granular_markings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("marking_ref").and_then(Value::as_str));
+        object
+            .get("object_marking_refs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .chain(granular)
+            .filter_map(Tlp::of_marking)
+            .collect()
+    }
+
     /// The TLP level of a marking-definition id (TLP 1.0 and 2.0), if it is one.
     pub fn of_marking(id: &str) -> Option<Tlp> {
         // Identifiers compare case-insensitively (RFC 4122 hex digits).

@@ -5,23 +5,6 @@ use serde_json::Value;
 use super::{Problem, Validator};
 pub use crate::model::policy::{SharingPolicy, Tlp};
 
-/// Every marking-definition id an object refers to (object and granular markings).
-fn marking_refs(object: &Value) -> Vec<&str> {
-    let mut out: Vec<&str> = object
-        .get("object_marking_refs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    for g in object.get("granular_markings").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(r) = g.get("marking_ref").and_then(Value::as_str) {
-            out.push(r);
-        }
-    }
-    out
-}
-
 /// Checks an object against a collection's sharing policy.
 pub trait PolicyCheck {
     fn check(&self, validator: &Validator, object: &Value, spec_version: &str) -> Vec<Problem>;
@@ -68,7 +51,7 @@ impl PolicyCheck for SharingPolicy {
                 ));
             }
         }
-        let levels: Vec<Tlp> = marking_refs(object).into_iter().filter_map(Tlp::of_marking).collect();
+        let levels: Vec<Tlp> = object.as_object().map(Tlp::levels_of).unwrap_or_default();
         if let (Some(ceiling), Some(max)) = (self.tlp_ceiling, levels.iter().max()) {
             if *max > ceiling {
                 problems.push(Problem::new(
