@@ -56,6 +56,9 @@ enum Command {
     /// Manage partner credentials (passwords and API keys).
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Manage the operators of the console (accounts separate from partners).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// List the collections a partner can read or write.
     Access {
         /// Partner name.
@@ -191,6 +194,29 @@ struct ServeArgs {
     /// credentials (printed) and sample STIX objects.
     #[arg(long)]
     demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Add a console operator: a password read from stdin, and/or a client certificate.
+    Add {
+        /// Operator name (lower case letters, digits, '-', '_', '.').
+        name: String,
+        /// Read the password from standard input (one line, at least 12 characters).
+        #[arg(long, required_unless_present = "certificate")]
+        password_stdin: bool,
+        /// The operator's client certificate: its sha256:<hex> fingerprint, or a PEM file
+        /// (signs in over mutual TLS).
+        #[arg(long)]
+        certificate: Option<String>,
+    },
+    /// List the console operators.
+    List,
+    /// Remove a console operator and end its sessions.
+    Remove {
+        /// Operator name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -359,6 +385,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(&cli, Layer::default())?;
             let (storage, operator) = open_as_operator(&config)?;
             credential(&storage, &operator, cmd)
+        }
+        Command::Operator(cmd) => {
+            let config = load_config(&cli, Layer::default())?;
+            let (storage, operator) = open_as_operator(&config)?;
+            operator_command(&storage, &operator, cmd)
         }
         Command::Access { partner } => {
             let config = load_config(&cli, Layer::default())?;
@@ -565,6 +596,68 @@ fn audit(config: &Config, storage: &Storage, operator: &Operator, cmd: &AuditCom
             let by = operator.id.clone();
             let n = storage.write_blocking(|c| crate::service::audit::purge(c, before, &by))?;
             println!("purged {n} audit record(s) older than {days} day(s)");
+            Ok(())
+        }
+    }
+}
+
+/// The fingerprint of a certificate given as `sha256:<hex>` or as a PEM file.
+fn certificate_fingerprint(given: &str) -> anyhow::Result<String> {
+    if let Some(f) = crate::model::policy::parse_fingerprint(given) {
+        return Ok(f);
+    }
+    let pem = std::fs::read(given)
+        .with_context(|| format!("'{given}' is neither a sha256:<hex> fingerprint nor a readable PEM file"))?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| anyhow::anyhow!("{given}: not a PEM certificate: {e}"))?;
+    Ok(crate::tls::peer_certificate(&block.contents).fingerprint)
+}
+
+fn operator_command(storage: &Storage, operator: &Operator, cmd: &OperatorCommand) -> anyhow::Result<()> {
+    match cmd {
+        OperatorCommand::Add { name, password_stdin, certificate } => {
+            if !crate::model::policy::valid_name(name) {
+                bail!("'{name}' is not a valid operator name: use 1-64 lower case letters, digits, '-', '_' or '.'");
+            }
+            let hash = if *password_stdin {
+                if std::io::stdin().is_terminal() {
+                    eprintln!("password for operator {name}: ");
+                }
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+                let password = line.trim_end_matches(['\n', '\r']);
+                if password.chars().count() < 12 {
+                    bail!("an operator's password must be at least 12 characters long");
+                }
+                Some(hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?)
+            } else {
+                None
+            };
+            let certificate = certificate.as_deref().map(certificate_fingerprint).transpose()?;
+            operator::add_operator(storage, operator, name, hash.as_deref(), certificate.as_deref(), now_micros())
+                .map_err(|e| match e {
+                    StorageError::Conflict(m) => anyhow::anyhow!(m),
+                    e => e.into(),
+                })?;
+            println!("added operator {name}");
+            Ok(())
+        }
+        OperatorCommand::List => {
+            let list = storage.read_blocking(storage::operators::list)?;
+            println!("{:<24}  {:<8}  {:<27}  certificate", "name", "password", "created");
+            for o in list {
+                println!(
+                    "{:<24}  {:<8}  {:<27}  {}",
+                    o.name,
+                    if o.has_password { "yes" } else { "no" },
+                    format_taxii(o.created_at),
+                    o.certificate.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        OperatorCommand::Remove { name } => {
+            operator::remove_operator(storage, operator, name).map_err(not_found("operator"))?;
+            println!("removed operator {name} (its console sessions ended)");
             Ok(())
         }
     }

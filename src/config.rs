@@ -116,6 +116,19 @@ pub struct Layer {
     /// How often each node runs the feeds' housekeeping (collection retention, expiry counts),
     /// in seconds (default 3600).
     pub feed_housekeeping_seconds: Option<u64>,
+    /// Serve the operator console at `/console/` (default false).
+    pub console: Option<bool>,
+    /// Serve the console on this address instead of beside the TAXII API (for example an
+    /// operators-only interface); the TAXII listener then has no `/console/`.
+    pub console_listen: Option<String>,
+    /// Minutes of inactivity after which a console session ends (default 30). In seconds:
+    /// `console_idle_timeout_seconds`, which wins when both are set.
+    pub console_idle_minutes: Option<u64>,
+    /// Seconds of inactivity after which a console session ends.
+    pub console_idle_timeout_seconds: Option<u64>,
+    /// Hours without a successful poll after which the console lists a partner as quiet
+    /// (default 24; at most 168).
+    pub console_quiet_hours: Option<u64>,
 }
 
 macro_rules! merge_fields {
@@ -168,7 +181,12 @@ impl Layer {
             log_format,
             audit,
             audit_retention_days,
-            feed_housekeeping_seconds
+            feed_housekeeping_seconds,
+            console,
+            console_listen,
+            console_idle_minutes,
+            console_idle_timeout_seconds,
+            console_quiet_hours
         );
         self
     }
@@ -229,6 +247,11 @@ impl Layer {
             audit: var("audit", problems),
             audit_retention_days: var("audit_retention_days", problems),
             feed_housekeeping_seconds: var("feed_housekeeping_seconds", problems),
+            console: var("console", problems),
+            console_listen: var("console_listen", problems),
+            console_idle_minutes: var("console_idle_minutes", problems),
+            console_idle_timeout_seconds: var("console_idle_timeout_seconds", problems),
+            console_quiet_hours: var("console_quiet_hours", problems),
         }
     }
 }
@@ -331,6 +354,17 @@ pub struct Config {
     pub audit: bool,
     pub audit_retention_days: Option<u64>,
     pub feed_housekeeping_seconds: u64,
+    /// The operator console, when it is on.
+    pub console: Option<ConsoleConfig>,
+}
+
+/// Where and how the operator console is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// A listener of its own, or `None` beside the TAXII API.
+    pub listen: Option<SocketAddr>,
+    pub idle_timeout: std::time::Duration,
+    pub quiet_hours: u64,
 }
 
 impl Config {
@@ -417,6 +451,43 @@ impl Config {
                 "refusing to serve plain HTTP on non-loopback address {listen}: give --tls-cert/--tls-key, or --behind-tls-proxy if a TLS proxy terminates HTTPS"
             ));
         }
+        let console_listen = l.console_listen.as_deref().and_then(|a| match a.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.push(format!("console_listen '{a}' is not an address such as 127.0.0.1:8081"));
+                None
+            }
+        });
+        if let Some(addr) = console_listen {
+            if tls.is_none() && !behind_tls_proxy && !addr.ip().is_loopback() {
+                problems.push(format!(
+                    "refusing to serve the console over plain HTTP on non-loopback address {addr}: give --tls-cert/--tls-key, or --behind-tls-proxy if a TLS proxy terminates HTTPS"
+                ));
+            }
+            if addr == listen && addr.port() != 0 {
+                problems.push(format!("console_listen {addr} is the TAXII listen address; leave it unset to serve the console there"));
+            }
+        }
+        if l.console_listen.is_some() && l.console != Some(true) {
+            problems.push("console_listen is set but the console is off: set console = true".into());
+        }
+        let idle_seconds = match (l.console_idle_timeout_seconds, l.console_idle_minutes) {
+            (Some(s), _) => s,
+            (None, Some(m)) => m.saturating_mul(60),
+            (None, None) => 1800,
+        };
+        if idle_seconds == 0 {
+            problems.push("console_idle_timeout_seconds must be at least 1".into());
+        }
+        let quiet_hours = l.console_quiet_hours.unwrap_or(24);
+        if !(1..=168).contains(&quiet_hours) {
+            problems.push(format!("console_quiet_hours {quiet_hours} must be between 1 and 168"));
+        }
+        let console = (l.console == Some(true)).then(|| ConsoleConfig {
+            listen: console_listen,
+            idle_timeout: std::time::Duration::from_secs(idle_seconds.max(1)),
+            quiet_hours: quiet_hours.clamp(1, 168),
+        });
         let public_url = l.public_url.as_deref().and_then(|u| match parse_public_url(u) {
             Ok(u) => Some(u),
             Err(why) => {
@@ -578,6 +649,7 @@ impl Config {
             audit: l.audit.unwrap_or(true),
             audit_retention_days: l.audit_retention_days,
             feed_housekeeping_seconds: l.feed_housekeeping_seconds.unwrap_or(3600).max(1),
+            console,
         }
     }
 }

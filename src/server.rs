@@ -218,6 +218,18 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
         None => None,
     };
 
+    let console = config.console.as_ref().map(|c| {
+        web::Data::new(Arc::new(crate::service::console::Console::new(
+            service.clone(),
+            crate::service::console::ConsoleSettings {
+                idle_timeout: c.idle_timeout,
+                quiet_hours: c.quiet_hours,
+                login_limits: config.login_limits,
+            },
+        )))
+    });
+    // The console beside the TAXII API, unless it has a listener of its own.
+    let console_here = console.clone().filter(|_| config.console.as_ref().is_some_and(|c| c.listen.is_none()));
     let data = web::Data::new(service.clone());
     let public = web::Data::new(public);
     let http_settings = web::Data::new(HttpSettings {
@@ -226,17 +238,22 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
         body_timeout: config.request_body_timeout,
     });
     crate::metrics::get().ready.set(1);
+    let console_settings = http_settings.clone();
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(data.clone())
             .app_data(public.clone())
             .app_data(http_settings.clone())
             .wrap(middleware::from_fn(crate::http::request_layer))
             // Outermost: gzip or zstd when Accept-Encoding asks for it (pages compress several
             // times over); the request layer's metrics and audit see the uncompressed answer.
-            .wrap(middleware::Compress::default())
-            .configure(crate::http::configure)
-            .default_service(web::to(crate::http::no_route))
+            .wrap(middleware::Compress::default());
+        // Registered before the TAXII routes, whose `/{root}/` would take `/console/`.
+        let app = match &console_here {
+            Some(c) => app.app_data(c.clone()).configure(crate::http::console::configure),
+            None => app,
+        };
+        app.configure(crate::http::configure).default_service(web::to(crate::http::no_route))
     })
     .on_connect(on_connect)
     .workers(config.workers)
@@ -256,8 +273,50 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     }
     tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "server started");
     let server = server.run();
-    watch_signals(server.handle(), service.clone(), config.shutdown_grace);
-    server.await.context("running the HTTP server")?;
+    let mut handles = vec![server.handle()];
+    // The console on a listener of its own: only the console (and the health probes) there.
+    let console_server = match (config.console.as_ref().and_then(|c| c.listen), console) {
+        (Some(addr), Some(console)) => {
+            let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding console_listen {addr}"))?;
+            let bound = listener.local_addr().context("reading the console's bound address")?;
+            let svc = web::Data::new(service.clone());
+            let cs = HttpServer::new(move || {
+                App::new()
+                    .app_data(svc.clone())
+                    .app_data(console_settings.clone())
+                    .app_data(console.clone())
+                    .wrap(middleware::from_fn(crate::http::request_layer))
+                    .wrap(middleware::Compress::default())
+                    .configure(crate::http::console::configure)
+                    .route("/", web::get().to(crate::http::console::to_front))
+                    .default_service(web::to(crate::http::no_route))
+            })
+            .on_connect(on_connect)
+            .workers(1)
+            .client_request_timeout(config.request_header_timeout)
+            .disable_signals()
+            .shutdown_timeout(30);
+            let cs = match &tls {
+                Some(tls) => cs.listen_rustls_0_23(listener, tls.server_config())?,
+                None => cs.listen(listener).with_context(|| format!("listening on {bound}"))?,
+            };
+            println!("concordia console listening on {scheme}://{bound}");
+            tracing::info!(listen = %bound, "console started on its own listener");
+            let cs = cs.run();
+            handles.push(cs.handle());
+            Some(cs)
+        }
+        _ => None,
+    };
+    watch_signals(handles, service.clone(), config.shutdown_grace);
+    match console_server {
+        Some(cs) => {
+            let (a, b) = futures_util::future::join(server, cs).await;
+            a.context("running the HTTP server")?;
+            b.context("running the console's HTTP server")?;
+        }
+        None => server.await.context("running the HTTP server")?,
+    }
     service.audit.close().await;
     tracing::info!("server stopped");
     Ok(())
@@ -268,7 +327,7 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
 /// accepting connections, finishes the requests in flight (up to 30 s) and commits the queued
 /// audit records. SIGINT (Ctrl-C) skips the grace period. A second signal stops at once (still
 /// finishing requests in flight).
-fn watch_signals(handle: actix_web::dev::ServerHandle, service: Arc<Service>, grace: Duration) {
+fn watch_signals(handles: Vec<actix_web::dev::ServerHandle>, service: Arc<Service>, grace: Duration) {
     use tokio::signal::unix::{signal, SignalKind};
     actix_web::rt::spawn(async move {
         let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
@@ -293,6 +352,6 @@ fn watch_signals(handle: actix_web::dev::ServerHandle, service: Arc<Service>, gr
             }
         }
         tracing::info!("draining: no new connections; finishing the requests in flight");
-        handle.stop(true).await;
+        futures_util::future::join_all(handles.iter().map(|h| h.stop(true))).await;
     });
 }

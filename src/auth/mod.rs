@@ -10,6 +10,8 @@
 //! [`Authenticator`]), so hammering a wrong password cannot burn CPU on argon2 nor lock anyone
 //! else out.
 
+pub mod operators;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,7 +59,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     if getrandom::fill(&mut b).is_err() {
         // No OS randomness: refuse to produce predictable secrets.
@@ -174,9 +176,9 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Failure counters over a one-minute window, bounded in size.
-type Counters<K> = moka::sync::Cache<K, Arc<AtomicU32>>;
+pub(crate) type Counters<K> = moka::sync::Cache<K, Arc<AtomicU32>>;
 
-fn counters<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> Counters<K> {
+pub(crate) fn counters<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> Counters<K> {
     moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build()
 }
 

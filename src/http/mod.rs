@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod coding;
+pub mod console;
 pub mod error;
 pub mod media;
 pub mod taxii20;

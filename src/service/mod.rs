@@ -3,6 +3,7 @@
 //! the caller may not see is reported exactly like an unknown one. No actix, no SQL here.
 
 pub mod audit;
+pub mod console;
 pub mod feeds;
 pub mod limits;
 mod objects;
@@ -151,6 +152,9 @@ pub struct Service {
     expiry_checked: std::sync::atomic::AtomicI64,
     /// Set while this node's feed housekeeping runs (one at a time).
     pub housekeeping: std::sync::atomic::AtomicBool,
+    /// Client certificates this node noted as used within the last hour (see
+    /// [`Service::note_certificate`]).
+    certificates_noted: moka::sync::Cache<String, ()>,
 }
 
 impl Service {
@@ -174,6 +178,10 @@ impl Service {
             keys_reloaded: std::sync::atomic::AtomicI64::new(0),
             expiry_checked: std::sync::atomic::AtomicI64::new(now_micros()),
             housekeeping: std::sync::atomic::AtomicBool::new(false),
+            certificates_noted: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
         }
     }
 
@@ -229,10 +237,40 @@ impl Service {
                 return Err(AuthError::ConflictingCredentials(cert.fingerprint.clone()));
             }
         }
+        self.note_certificate(&partner, cert);
         Ok(Caller {
             principal: partner,
             credential: Credential { method: AuthMethod::Certificate, id: Some(cert.fingerprint.clone()) },
         })
+    }
+
+    /// Notes (at most hourly per node, off the request's path) that a client certificate
+    /// authenticated a partner, with its subject and expiry: the console lists the ones that
+    /// expire soon.
+    fn note_certificate(&self, partner: &Principal, cert: &PeerCertificate) {
+        if self.certificates_noted.contains_key(&cert.fingerprint) {
+            return;
+        }
+        self.certificates_noted.insert(cert.fingerprint.clone(), ());
+        let (storage, partner_id, cert) = (self.storage.clone(), partner.id(), cert.clone());
+        let subject = cert.subject.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+        tokio::spawn(async move {
+            let noted = storage
+                .write(move |c| {
+                    storage::credentials::note_certificate(
+                        c,
+                        &cert.fingerprint,
+                        partner_id,
+                        &subject,
+                        cert.not_after,
+                        now_micros(),
+                    )
+                })
+                .await;
+            if let Err(e) = noted {
+                tracing::debug!(error = %e, "noting a client certificate failed");
+            }
+        });
     }
 
     /// A request's audit record, filled in with the caller and the request's identity.

@@ -117,3 +117,36 @@ pub fn record_migrations(storage: &Storage, operator: &Operator) -> StorageResul
     }
     storage.write_blocking(|c| record_operator(c, operator, "migrate", serde_json::json!({ "applied": applied })))
 }
+
+/// Adds a console operator (with an argon2 password hash and/or a client certificate
+/// fingerprint), and records it.
+///
+/// # Errors
+/// `Conflict` when the name is taken; database failures.
+pub fn add_operator(
+    storage: &Storage,
+    operator: &Operator,
+    name: &str,
+    password_hash: Option<&str>,
+    certificate: Option<&str>,
+    now: Micros,
+) -> StorageResult<()> {
+    storage.write_blocking(|c| {
+        storage::operators::add(c, name, password_hash, certificate, now)?;
+        let detail = serde_json::json!({
+            "operator": name, "password": password_hash.is_some(), "certificate": certificate,
+        });
+        record_operator(c, operator, "operator_add", detail)
+    })
+}
+
+/// Removes a console operator (ending its sessions), and records it.
+///
+/// # Errors
+/// `NotFound` for an unknown name; database failures.
+pub fn remove_operator(storage: &Storage, operator: &Operator, name: &str) -> StorageResult<()> {
+    storage.write_blocking(|c| {
+        storage::operators::remove(c, name)?;
+        record_operator(c, operator, "operator_remove", serde_json::json!({ "operator": name }))
+    })
+}

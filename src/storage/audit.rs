@@ -292,3 +292,13 @@ pub fn purge(c: &mut Conn, before: Micros) -> StorageResult<(i64, Vec<ChainStart
     diesel::delete(audit_purge::table).execute(c)?;
     Ok((removed, starts))
 }
+
+/// The most recently stored blocks, newest first.
+///
+/// # Errors
+/// Database failures.
+pub fn recent_blocks(c: &mut Conn, limit: i64) -> StorageResult<Vec<StoredBlock>> {
+    let rows: Vec<Row> =
+        audit_blocks::table.select(audit_blocks::all_columns).order(audit_blocks::id.desc()).limit(limit).load(c)?;
+    Ok(rows.into_iter().map(stored).collect())
+}

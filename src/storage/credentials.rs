@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{credentials, partners};
+use super::schema::{credentials, partners, seen_certificates};
 use super::{bump_generation, Conn, StorageError, StorageResult};
 use crate::model::time::Micros;
 
@@ -165,4 +165,110 @@ fn into_active(now: Micros) -> impl Fn(CredRow) -> Option<ActiveCredential> {
             expires_at,
         })
     }
+}
+
+/// Every partner's credentials (never their secrets), by partner name.
+///
+/// # Errors
+/// Database failures.
+pub fn list_all(c: &mut Conn) -> StorageResult<Vec<CredentialInfo>> {
+    let rows: Vec<(String, String, String, Option<String>, i64, Option<i64>, Option<i64>)> = credentials::table
+        .inner_join(partners::table.on(partners::id.eq(credentials::partner_id)))
+        .select((
+            credentials::id,
+            partners::name,
+            credentials::kind,
+            credentials::label,
+            credentials::created_at,
+            credentials::expires_at,
+            credentials::revoked_at,
+        ))
+        .order((partners::name.asc(), credentials::created_at.asc()))
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, partner, kind, label, created_at, expires_at, revoked_at)| CredentialInfo {
+            id,
+            partner,
+            kind,
+            label,
+            created_at,
+            expires_at,
+            revoked_at,
+        })
+        .collect())
+}
+
+/// A client certificate that authenticated a partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenCertificate {
+    pub fingerprint: String,
+    pub partner: String,
+    pub subject: String,
+    pub not_after: Micros,
+    pub first_seen: Micros,
+    pub last_seen: Micros,
+}
+
+/// Notes that a certificate authenticated a partner now (first or again).
+///
+/// # Errors
+/// Database failures.
+pub fn note_certificate(
+    c: &mut Conn,
+    fingerprint: &str,
+    partner_id: i64,
+    subject: &str,
+    not_after: Micros,
+    now: Micros,
+) -> StorageResult<()> {
+    let n = diesel::update(seen_certificates::table.find(fingerprint))
+        .set((seen_certificates::last_seen.eq(now), seen_certificates::partner_id.eq(partner_id)))
+        .execute(c)?;
+    if n == 0 {
+        diesel::insert_into(seen_certificates::table)
+            .values((
+                seen_certificates::fingerprint.eq(fingerprint),
+                seen_certificates::partner_id.eq(partner_id),
+                seen_certificates::subject.eq(subject),
+                seen_certificates::not_after.eq(not_after),
+                seen_certificates::first_seen.eq(now),
+                seen_certificates::last_seen.eq(now),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// The certificates seen that expire before `before` (and have not expired before `after`),
+/// soonest first.
+///
+/// # Errors
+/// Database failures.
+pub fn certificates_expiring(c: &mut Conn, after: Micros, before: Micros) -> StorageResult<Vec<SeenCertificate>> {
+    let rows: Vec<(String, String, String, i64, i64, i64)> = seen_certificates::table
+        .inner_join(partners::table.on(partners::id.eq(seen_certificates::partner_id)))
+        .filter(seen_certificates::not_after.ge(after))
+        .filter(seen_certificates::not_after.lt(before))
+        .select((
+            seen_certificates::fingerprint,
+            partners::name,
+            seen_certificates::subject,
+            seen_certificates::not_after,
+            seen_certificates::first_seen,
+            seen_certificates::last_seen,
+        ))
+        .order(seen_certificates::not_after.asc())
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .map(|(fingerprint, partner, subject, not_after, first_seen, last_seen)| SeenCertificate {
+            fingerprint,
+            partner,
+            subject,
+            not_after,
+            first_seen,
+            last_seen,
+        })
+        .collect())
 }

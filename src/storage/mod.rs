@@ -12,6 +12,7 @@ pub mod access;
 pub mod audit;
 pub mod credentials;
 pub mod objects;
+pub mod operators;
 pub mod plans;
 pub mod schema;
 pub mod statuses;

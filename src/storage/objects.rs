@@ -1347,3 +1347,74 @@ pub(super) fn versions_query<'a>(
         .order(objects::date_added.asc())
         .into_boxed()
 }
+
+/// One stored version as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub stix_id: String,
+    pub stix_type: String,
+    pub version: String,
+    pub date_added: Micros,
+    pub body: String,
+}
+
+/// The latest versions most recently added to a collection, newest first (the `objects_latest`
+/// index, read backwards).
+///
+/// # Errors
+/// Database failures.
+pub fn latest_added(c: &mut Conn, collection: i64, limit: i64) -> StorageResult<Vec<ListedVersion>> {
+    let rows: Vec<(String, String, String, i64, String)> = objects::table
+        .filter(objects::collection_key.eq(collection))
+        .filter(objects::latest.eq(1))
+        .order(objects::date_added.desc())
+        .select((objects::stix_id, objects::stix_type, objects::version, objects::date_added, objects::body))
+        .limit(limit)
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .map(|(stix_id, stix_type, version, date_added, body)| ListedVersion {
+            stix_id,
+            stix_type,
+            version,
+            date_added,
+            body,
+        })
+        .collect())
+}
+
+/// Every stored version of one object in a collection, oldest position first.
+///
+/// # Errors
+/// Database failures.
+pub fn bodies_of(c: &mut Conn, collection: i64, stix_id: &str) -> StorageResult<Vec<ListedVersion>> {
+    let rows: Vec<(String, String, String, i64, String)> = objects::table
+        .filter(key_in(collection, [stix_id]))
+        .select((objects::stix_id, objects::stix_type, objects::version, objects::date_added, objects::body))
+        .load(c)?;
+    let mut out: Vec<ListedVersion> = rows
+        .into_iter()
+        .map(|(stix_id, stix_type, version, date_added, body)| ListedVersion {
+            stix_id,
+            stix_type,
+            version,
+            date_added,
+            body,
+        })
+        .collect();
+    out.sort_by_key(|v| v.date_added);
+    Ok(out)
+}
+
+/// How many objects a collection holds (rows flagged latest: one per object and spec version),
+/// counted on the `objects_latest` index.
+///
+/// # Errors
+/// Database failures.
+pub fn count_latest(c: &mut Conn, collection: i64) -> StorageResult<i64> {
+    Ok(objects::table
+        .filter(objects::collection_key.eq(collection))
+        .filter(objects::latest.eq(1))
+        .count()
+        .get_result(c)?)
+}

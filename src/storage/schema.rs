@@ -166,6 +166,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    operators (id) {
+        id -> BigInt,
+        name -> Text,
+        password_hash -> Nullable<Text>,
+        certificate -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    console_sessions (token_hash) {
+        token_hash -> Text,
+        operator_id -> BigInt,
+        csrf -> Text,
+        created_at -> BigInt,
+        last_seen -> BigInt,
+    }
+}
+
+diesel::table! {
+    seen_certificates (fingerprint) {
+        fingerprint -> Text,
+        partner_id -> BigInt,
+        subject -> Text,
+        not_after -> BigInt,
+        first_seen -> BigInt,
+        last_seen -> BigInt,
+    }
+}
+
+diesel::joinable!(console_sessions -> operators (operator_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     meta,
     api_roots,
@@ -182,4 +215,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_blocks,
     audit_purge,
     partner_certificates,
+    operators,
+    console_sessions,
+    seen_certificates,
 );

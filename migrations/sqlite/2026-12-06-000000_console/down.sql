@@ -1,0 +1,3 @@
+DROP TABLE seen_certificates;
+DROP TABLE console_sessions;
+DROP TABLE operators;
