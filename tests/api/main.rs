@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cli;
 mod compression;
+mod console;
 mod differential;
 mod endpoints;
 mod feeds;
