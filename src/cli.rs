@@ -608,7 +608,8 @@ fn certificate_fingerprint(given: &str) -> anyhow::Result<String> {
     }
     let pem = std::fs::read(given)
         .with_context(|| format!("'{given}' is neither a sha256:<hex> fingerprint nor a readable PEM file"))?;
-    let (_, block) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| anyhow::anyhow!("{given}: not a PEM certificate: {e}"))?;
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(&pem).map_err(|e| anyhow::anyhow!("{given}: not a PEM certificate: {e}"))?;
     Ok(crate::tls::peer_certificate(&block.contents).fingerprint)
 }
 

@@ -465,7 +465,9 @@ impl Config {
                 ));
             }
             if addr == listen && addr.port() != 0 {
-                problems.push(format!("console_listen {addr} is the TAXII listen address; leave it unset to serve the console there"));
+                problems.push(format!(
+                    "console_listen {addr} is the TAXII listen address; leave it unset to serve the console there"
+                ));
             }
         }
         if l.console_listen.is_some() && l.console != Some(true) {

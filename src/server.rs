@@ -277,7 +277,8 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     // The console on a listener of its own: only the console (and the health probes) there.
     let console_server = match (config.console.as_ref().and_then(|c| c.listen), console) {
         (Some(addr), Some(console)) => {
-            let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding console_listen {addr}"))?;
+            let listener =
+                std::net::TcpListener::bind(addr).with_context(|| format!("binding console_listen {addr}"))?;
             let bound = listener.local_addr().context("reading the console's bound address")?;
             let svc = web::Data::new(service.clone());
             let cs = HttpServer::new(move || {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::audit::{self, record_operator, Delivery, Exported, ExportFilter, Operator};
+use super::audit::{self, record_operator, Delivery, ExportFilter, Exported, Operator};
 use super::{Service, ServiceError, ServiceResult};
 use crate::auth::operators::{OperatorAuth, OperatorLoginError};
 use crate::auth::{new_api_key, LoginLimits};
@@ -491,7 +491,7 @@ impl Console {
                         r.kind == AuditKind::Request.as_str() || r.kind == AuditKind::AuthFailure.as_str()
                     }));
                 }
-                out.sort_by(|a, b| b.at.cmp(&a.at));
+                out.sort_by_key(|r| std::cmp::Reverse(r.at));
                 out.truncate(LIVE_RECORDS);
                 Ok(out)
             })
@@ -513,7 +513,12 @@ impl Console {
             .collections
             .iter()
             .map(|c| {
-                (c.id.clone(), c.title.clone(), roots.get(&c.api_root_id).cloned().unwrap_or_default(), c.feed.is_derived())
+                (
+                    c.id.clone(),
+                    c.title.clone(),
+                    roots.get(&c.api_root_id).cloned().unwrap_or_default(),
+                    c.feed.is_derived(),
+                )
             })
             .collect();
         let mut rights: HashMap<String, HashMap<String, Rights>> = HashMap::new();
@@ -537,7 +542,8 @@ impl Console {
         let view = self.svc.view();
         let col = view.collection(collection).ok_or(ServiceError::UnknownCollection)?;
         let state = self.policy_state().await?;
-        let grants = state.collections.iter().find(|c| c.id == collection).map(|c| c.grants.clone()).unwrap_or_default();
+        let grants =
+            state.collections.iter().find(|c| c.id == collection).map(|c| c.grants.clone()).unwrap_or_default();
         let groups = state
             .groups
             .iter()
@@ -638,13 +644,15 @@ impl Console {
     /// `UnknownObject` for an unknown or already revoked credential; unavailable.
     pub async fn revoke(&self, session: &Session, id: &str) -> ServiceResult<()> {
         let (storage, operator, id2) = (self.svc.storage.clone(), session.operator(self.audit()), id.to_owned());
-        tokio::task::spawn_blocking(move || super::operator::revoke_credential(&storage, &operator, &id2, now_micros()))
-            .await
-            .map_err(|e| ServiceError::Internal(StorageError::Unavailable(Box::new(e))))?
-            .map_err(|e| match e {
-                StorageError::NotFound => ServiceError::UnknownObject(format!("no active credential {id}")),
-                e => unavailable(e),
-            })?;
+        tokio::task::spawn_blocking(move || {
+            super::operator::revoke_credential(&storage, &operator, &id2, now_micros())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(StorageError::Unavailable(Box::new(e))))?
+        .map_err(|e| match e {
+            StorageError::NotFound => ServiceError::UnknownObject(format!("no active credential {id}")),
+            e => unavailable(e),
+        })?;
         self.credentials_changed().await;
         Ok(())
     }
@@ -759,7 +767,9 @@ impl Console {
         let storage = self.svc.storage.clone();
         let action = q.action.clone().filter(|a| !a.is_empty());
         let mut detail = query_detail(q);
-        detail["format"] = serde_json::json!(if csv { "csv" } else { "jsonl" });
+        if let Some(d) = detail.as_object_mut() {
+            d.insert("format".into(), serde_json::json!(if csv { "csv" } else { "jsonl" }));
+        }
         self.record_read(session, "console_audit_export", detail).await;
         tokio::task::spawn_blocking(move || {
             if csv && tx.blocking_send(format!("{}\n", audit::CSV_COLUMNS.join(","))).is_err() {
@@ -770,11 +780,7 @@ impl Console {
                 if action.as_ref().is_some_and(|a| e.record.action != *a) {
                     return Ok(());
                 }
-                let line = if csv {
-                    audit::csv_line(&e)
-                } else {
-                    serde_json::to_string(&e).unwrap_or_default()
-                };
+                let line = if csv { audit::csv_line(&e) } else { serde_json::to_string(&e).unwrap_or_default() };
                 // The client went away: stop reading.
                 tx.blocking_send(format!("{line}\n")).map_err(|_| StorageError::Conflict("export cancelled".into()))
             });
@@ -790,7 +796,7 @@ impl Console {
     /// # Errors
     /// `BadRequest`-like `Unprocessable` for a malformed id; unavailable.
     pub async fn recipients(&self, session: &Session, object_id: &str) -> ServiceResult<Vec<Delivery>> {
-        if !crate::model::stix::valid_identifier(object_id).is_some() {
+        if crate::model::stix::valid_identifier(object_id).is_none() {
             return Err(ServiceError::Unprocessable(format!(
                 "'{}' is not a STIX identifier such as indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
                 crate::model::stix::shown(object_id)
@@ -820,8 +826,7 @@ impl Console {
             .read(move |c| storage::objects::latest_added(c, col.key, LATEST_LIMIT))
             .await
             .map_err(unavailable)?;
-        self.record_read(session, "console_collection_view", serde_json::json!({ "collection_id": collection }))
-            .await;
+        self.record_read(session, "console_collection_view", serde_json::json!({ "collection_id": collection })).await;
         Ok(rows
             .into_iter()
             .map(|v| ObjectRow {
@@ -847,12 +852,8 @@ impl Console {
     ) -> ServiceResult<Vec<(String, Micros, String)>> {
         let col = self.svc.view().collection(collection).cloned().ok_or(ServiceError::UnknownCollection)?;
         let id = object_id.to_ascii_lowercase();
-        let rows = self
-            .svc
-            .storage
-            .read(move |c| storage::objects::bodies_of(c, col.key, &id))
-            .await
-            .map_err(unavailable)?;
+        let rows =
+            self.svc.storage.read(move |c| storage::objects::bodies_of(c, col.key, &id)).await.map_err(unavailable)?;
         if rows.is_empty() {
             return Err(ServiceError::UnknownObject(crate::model::stix::shown(object_id)));
         }

@@ -174,7 +174,10 @@ fn without_a_session_every_console_page_redirects_to_the_login_page_and_partner_
         for (what, headers) in [
             ("no credentials", vec![]),
             ("a partner's Basic credentials", vec![("Authorization", alice.as_str())]),
-            ("a forged session cookie", vec![("Cookie", "concordia_console=00000000000000000000000000000000000000000000000000000000000000ff")]),
+            (
+                "a forged session cookie",
+                vec![("Cookie", "concordia_console=00000000000000000000000000000000000000000000000000000000000000ff")],
+            ),
         ] {
             let mut b = Browser::new(&s.base);
             let p = b.send("GET", &path, &headers, None);
@@ -237,9 +240,7 @@ fn an_operator_signs_in_with_a_secure_cookie_and_signs_out_and_both_are_audited(
     assert_eq!(b.get("/console/").status, 303, "the old cookie no longer opens the console");
 
     let records = audit_actions(&s);
-    let by = |action: &str| {
-        records.iter().filter(|r| r["action"] == action).cloned().collect::<Vec<_>>()
-    };
+    let by = |action: &str| records.iter().filter(|r| r["action"] == action).cloned().collect::<Vec<_>>();
     let logins = by("console_login");
     assert!(logins.iter().any(|r| r["kind"] == "operator" && r["credential_id"] == format!("console:{OPERATOR}")));
     assert!(logins.iter().any(|r| r["kind"] == "auth_failure"), "the failed login is recorded: {logins:?}");
@@ -266,7 +267,8 @@ fn revoking_a_credential_refuses_cross_site_posts_and_then_the_partners_next_req
     let csrf = b.csrf.clone().expect("csrf");
     // A cross-site form post carries the cookie (same site, other port) but not the token.
     let body = b"csrf=wrong";
-    let p = b.send("POST", &path, &[("Origin", "http://evil.example")], Some(("application/x-www-form-urlencoded", body)));
+    let p =
+        b.send("POST", &path, &[("Origin", "http://evil.example")], Some(("application/x-www-form-urlencoded", body)));
     assert_eq!(p.status, 403);
     // The right token from another origin, or marked cross-site by the browser: refused too.
     let with_token = format!("csrf={csrf}");
@@ -302,7 +304,8 @@ fn an_api_key_created_in_the_console_is_shown_once_and_works_and_expiring_a_cred
     let p = b.post("/console/credentials/api-key", &[("partner", "bob"), ("label", "siem <feed>"), ("expires", "")]);
     assert_eq!(p.status, 200, "{}", p.body);
     let at = p.body.find("cnc_").expect("the key is shown");
-    let key: String = p.body[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
+    let key: String =
+        p.body[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
     s.get(&objects_path(SHARED), &Auth::Bearer(key.clone())).expect(200);
     let list = b.get("/console/credentials");
     assert!(!list.body.contains(&key), "the key is never shown again");
@@ -374,7 +377,12 @@ fn the_access_matrix_names_each_partners_rights_and_the_groups_that_grant_them()
     assert!(cell.body.contains("Groups granting bob access to Shared"));
     assert!(cell.body.contains("<li>ab: read</li>"), "{}", cell.body);
     // htmx asks for the fragment only.
-    let frag = b.send("GET", &format!("/console/access/cell?partner=alice&collection={PRIVATE}"), &[("HX-Request", "true")], None);
+    let frag = b.send(
+        "GET",
+        &format!("/console/access/cell?partner=alice&collection={PRIVATE}"),
+        &[("HX-Request", "true")],
+        None,
+    );
     assert!(frag.body.starts_with("<section"), "{}", frag.body);
     assert!(frag.body.contains("<li>a: read+write</li>"));
     assert_eq!(b.get(&format!("/console/access/cell?partner=nobody&collection={SHARED}")).status, 404);
@@ -451,7 +459,8 @@ fn the_recipients_of_an_object_a_partner_just_polled_and_the_collection_views() 
     let jsonl = b.get("/console/audit/export?format=jsonl");
     assert!(jsonl.body.lines().count() >= 2);
     assert!(jsonl.body.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
-    let actions: Vec<String> = audit_actions(&s).iter().map(|r| r["action"].as_str().unwrap_or_default().to_owned()).collect();
+    let actions: Vec<String> =
+        audit_actions(&s).iter().map(|r| r["action"].as_str().unwrap_or_default().to_owned()).collect();
     for a in ["console_recipients", "console_collection_view", "console_object_view", "console_audit_export"] {
         assert!(wait_until(|| audit_actions(&s).iter().any(|r| r["action"] == a)), "{a} not recorded: {actions:?}");
     }
@@ -472,7 +481,12 @@ fn the_console_on_its_own_listener_is_not_on_the_taxii_port() {
     assert!(wait_until(|| b.get("/console/login").status == 200));
     assert_eq!(b.login(OPERATOR, OPERATOR_PW).status, 303);
     assert_eq!(b.get("/console/access").status, 200);
-    let taxii = Browser::new(&base).send("GET", "/taxii2/", &[("Authorization", &basic_header("alice", "pw-alice-secret"))], None);
+    let taxii = Browser::new(&base).send(
+        "GET",
+        "/taxii2/",
+        &[("Authorization", &basic_header("alice", "pw-alice-secret"))],
+        None,
+    );
     assert_eq!(taxii.status, 404, "no TAXII on the console listener");
 }
 

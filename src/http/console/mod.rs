@@ -8,6 +8,10 @@
 //! token. Answers carry a strict Content-Security-Policy (scripts and styles from `/console/`
 //! only), `frame-ancestors 'none'` and `Cache-Control: no-store`.
 
+// Early answers are whole pages (`HttpResponse`), returned once per request: their size does
+// not matter.
+#![allow(clippy::result_large_err)]
+
 mod pages;
 
 use std::sync::Arc;
@@ -185,7 +189,9 @@ async fn session(req: &HttpRequest, console: &Console) -> Result<Session, HttpRe
     match console.session(&token).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(to_login(req).customize_cookie_clear()),
-        Err(_) => Err(error_page(None, StatusCode::SERVICE_UNAVAILABLE, "The database is busy; try again in a moment.")),
+        Err(_) => {
+            Err(error_page(None, StatusCode::SERVICE_UNAVAILABLE, "The database is busy; try again in a moment."))
+        }
     }
 }
 
@@ -373,7 +379,11 @@ async fn cell(req: HttpRequest, console: Con) -> Page {
     };
     let d = console.cell(&p, &c).await.map_err(|e| service_error(&s, &e))?;
     let fragment = pages::cell(&d);
-    Ok(if is_htmx(&req) { html(StatusCode::OK, fragment) } else { html(StatusCode::OK, pages::cell_page(&s, fragment)) })
+    Ok(if is_htmx(&req) {
+        html(StatusCode::OK, fragment)
+    } else {
+        html(StatusCode::OK, pages::cell_page(&s, fragment))
+    })
 }
 
 async fn policy(req: HttpRequest, console: Con) -> Page {
@@ -531,9 +541,9 @@ fn audit_query(q: &std::collections::HashMap<String, String>) -> Result<AuditQue
     let time = |k: &str| -> Result<Option<Micros>, String> {
         match non_empty(q.get(k)) {
             None => Ok(None),
-            Some(t) => form_time(&t)
-                .map(Some)
-                .ok_or_else(|| format!("{k} '{}' is not a time such as 2027-01-01T00:00 (UTC)", crate::model::stix::shown(&t))),
+            Some(t) => form_time(&t).map(Some).ok_or_else(|| {
+                format!("{k} '{}' is not a time such as 2027-01-01T00:00 (UTC)", crate::model::stix::shown(&t))
+            }),
         }
     };
     Ok(AuditQuery {
