@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, `apply`, `credential`, `access`, `check-config`,
-//! `rotate-key`, `audit`, `validate`, `import`.
+//! The command line: `serve`, `migrate`, `apply`, `credential`, `operator`, `access`,
+//! `check-config`, `rotate-key`, `audit`, `purge`, `validate`, `import`.
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
@@ -354,6 +354,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "  curl -u cert-alpha:demo-cert-alpha {base}/alliance/collections/{}/objects/",
                     crate::demo::ALLIANCE_COLLECTION
                 );
+                if let Some(console) = &config.console {
+                    let hash = hash_password(crate::demo::DEMO_OPERATOR_PASSWORD)
+                        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+                    operator::add_operator(&storage, &operator, "demo-operator", Some(&hash), None, now_micros())
+                        .context("adding the demo operator")?;
+                    let at = console.listen.map_or_else(|| base.clone(), |a| format!("{scheme}://{a}"));
+                    println!(
+                        "Console: {at}/console/ (operator demo-operator, password {})",
+                        crate::demo::DEMO_OPERATOR_PASSWORD
+                    );
+                }
             }
             actix_web::rt::System::new().block_on(crate::server::run(config, storage))
         }

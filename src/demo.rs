@@ -25,6 +25,9 @@ const SAMPLES: &[&str] = &[
     r#"{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","created":"2026-01-10T08:10:00.000Z","modified":"2026-01-12T09:30:00.000Z","created_by_ref":"identity--b2b0e8f4-6a5c-4d3e-9f1a-2c3d4e5f6a7b","name":"Cryptofrost C2 server","description":"Second version: the server moved behind a new address.","indicator_types":["malicious-activity"],"pattern":"[ipv4-addr:value = '198.51.100.23' OR ipv4-addr:value = '203.0.113.7']","pattern_type":"stix","valid_from":"2026-01-10T08:10:00Z","object_marking_refs":["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]}"#,
 ];
 
+/// The demo operator's console password (`serve --demo` with the console on).
+pub const DEMO_OPERATOR_PASSWORD: &str = "demo-operator-console";
+
 /// Demo credentials: (partner, password).
 pub fn demo_passwords(policy: &Policy) -> Vec<(String, String)> {
     policy.partners.iter().map(|p| (p.name.clone(), format!("demo-{}", p.name))).collect()

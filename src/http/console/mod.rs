@@ -68,6 +68,7 @@ const FORM_LIMIT: usize = 1 << 20;
 
 static HTMX: &str = include_str!("assets/htmx-2.0.11.min.js");
 static CSS: &str = include_str!("assets/console.css");
+static ICON: &str = include_str!("assets/favicon.svg");
 
 /// Registers the console's routes (needs `web::Data<Arc<Console>>` in the app).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -268,6 +269,11 @@ fn form_time(v: &str) -> Option<Micros> {
     })
 }
 
+/// Collection titles by id, for tables that name collections.
+fn titles(console: &Console) -> std::collections::HashMap<String, String> {
+    console.svc.view().collections.iter().map(|c| (c.id.clone(), c.title.clone())).collect()
+}
+
 /// Answers early with this page.
 fn no(r: HttpResponse) -> Page {
     Err(r.into())
@@ -282,7 +288,7 @@ async fn overview(req: HttpRequest, console: Con) -> Page {
 async fn live(req: HttpRequest, console: Con) -> Page {
     let s = session(&req, &console).await?;
     let records = console.live().await.map_err(|e| service_error(&s, &e))?;
-    Ok(html(StatusCode::OK, pages::live(&records)))
+    Ok(html(StatusCode::OK, pages::live(&records, &titles(&console))))
 }
 
 async fn login_page(req: HttpRequest, console: Con) -> Page {
@@ -577,7 +583,7 @@ async fn recipients(req: HttpRequest, console: Con) -> Page {
         return no(error_page(Some(&s), StatusCode::BAD_REQUEST, "Give an object id, such as indicator--…"));
     };
     match console.recipients(&s, &id).await {
-        Ok(list) => Ok(html(StatusCode::OK, pages::recipients(&s, &id, &list))),
+        Ok(list) => Ok(html(StatusCode::OK, pages::recipients(&s, &id, &list, &titles(&console)))),
         Err(ServiceError::Unprocessable(m)) => no(error_page(Some(&s), StatusCode::BAD_REQUEST, &m)),
         Err(e) => no(service_error(&s, &e)),
     }
@@ -630,6 +636,7 @@ async fn asset(name: web::Path<String>) -> HttpResponse {
     let (body, ct) = match name.as_str() {
         "htmx-2.0.11.min.js" => (HTMX, "text/javascript; charset=utf-8"),
         "console.css" => (CSS, "text/css; charset=utf-8"),
+        "favicon.svg" => (ICON, "image/svg+xml"),
         _ => return HttpResponse::NotFound().content_type("text/plain").body("no such asset"),
     };
     HttpResponse::Ok().content_type(ct).insert_header((header::CACHE_CONTROL, "public, max-age=3600")).body(body)

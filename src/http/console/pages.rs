@@ -60,6 +60,7 @@ fn layout(title: &str, current: &str, s: Option<&Session>, main: Markup) -> Mark
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 title { (title) " · Concordia console" }
                 link rel="stylesheet" href="/console/assets/console.css";
+                link rel="icon" type="image/svg+xml" href="/console/assets/favicon.svg";
                 script src="/console/assets/htmx-2.0.11.min.js" defer {}
             }
             body {
@@ -296,7 +297,11 @@ pub fn overview(s: &Session, o: &Overview) -> Markup {
     )
 }
 
-pub fn live(records: &[AuditRecord]) -> Markup {
+fn title_of<'a>(titles: &'a HashMap<String, String>, id: &'a str) -> &'a str {
+    titles.get(id).map_or(id, String::as_str)
+}
+
+pub fn live(records: &[AuditRecord], titles: &HashMap<String, String>) -> Markup {
     html! {
         @if records.is_empty() {
             p { "No requests recorded yet." }
@@ -310,7 +315,7 @@ pub fn live(records: &[AuditRecord]) -> Markup {
                             td { (time(r.at)) }
                             td { (r.partner.clone().or_else(|| r.credential_id.clone()).unwrap_or_else(|| "anonymous".into())) }
                             td { (r.action) @if r.kind == "auth_failure" { " (failed login)" } }
-                            td { code { (r.collection_id.clone().unwrap_or_default()) } }
+                            td { (r.collection_id.as_deref().map(|c| title_of(titles, c)).unwrap_or_default()) }
                             td { (r.status.map(|s| s.to_string()).unwrap_or_default()) }
                             td.num { (r.object_count.map(|n| n.to_string()).unwrap_or_default()) }
                         }
@@ -436,7 +441,7 @@ pub fn policy(s: &Session, state: &State, result: Option<&Result<Plan, String>>,
                         label for="policy-file" { "Or upload a policy file" }
                         input #policy-file type="file" name="file" accept=".toml,text/plain,application/toml";
                     }
-                    p {
+                    p.check {
                         input #prune type="checkbox" name="prune" value="1";
                         " "
                         label for="prune" { "Also remove what the file leaves out (" code { "--prune" } ")" }
@@ -788,7 +793,7 @@ pub fn audit(
     )
 }
 
-pub fn recipients(s: &Session, id: &str, list: &[Delivery]) -> Markup {
+pub fn recipients(s: &Session, id: &str, list: &[Delivery], titles: &HashMap<String, String>) -> Markup {
     layout(
         "Recipients",
         "Audit",
@@ -799,7 +804,7 @@ pub fn recipients(s: &Session, id: &str, list: &[Delivery]) -> Markup {
             @if list.is_empty() {
                 p role="status" { "No partner has been served this object (as far as the audit trail reaches)." }
             } @else {
-                p role="status" { (list.len()) " deliveries." }
+                p role="status" { (list.len()) @if list.len() == 1 { " delivery." } @else { " deliveries." } }
                 table {
                     caption { "Every delivery of the object to a partner" }
                     thead { tr { th scope="col" { "Partner" } th scope="col" { "Served at (UTC)" } th scope="col" { "Collection" } th scope="col" { "Version" } th scope="col" { "Credential" } th scope="col" { "Client" } th scope="col" { "Request" } } }
@@ -808,7 +813,7 @@ pub fn recipients(s: &Session, id: &str, list: &[Delivery]) -> Markup {
                             tr {
                                 th scope="row" { (d.partner) }
                                 td { (d.served_at) }
-                                td { code { (d.collection_id) } }
+                                td { (title_of(titles, &d.collection_id)) }
                                 td { (d.version) }
                                 td { (d.credential_method) " " code { (d.credential_id) } }
                                 td { (d.client.clone().unwrap_or_default()) }
