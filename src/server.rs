@@ -222,6 +222,11 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
         web::Data::new(Arc::new(crate::service::console::Console::new(
             service.clone(),
             crate::service::console::ConsoleSettings {
+                public_origin: config
+                    .public_url
+                    .as_deref()
+                    .and_then(|u| url::Url::parse(u).ok())
+                    .map(|u| u.origin().ascii_serialization()),
                 idle_timeout: c.idle_timeout,
                 quiet_hours: c.quiet_hours,
                 login_limits: config.login_limits,
@@ -274,7 +279,7 @@ pub async fn run(config: Config, storage: Storage) -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "server started");
     let server = server.run();
     let mut handles = vec![server.handle()];
-    // The console on a listener of its own: only the console (and the health probes) there.
+    // The console on a listener of its own: only the console there.
     let console_server = match (config.console.as_ref().and_then(|c| c.listen), console) {
         (Some(addr), Some(console)) => {
             let listener =

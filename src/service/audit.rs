@@ -821,10 +821,13 @@ pub const CSV_COLUMNS: &[&str] = &[
 /// One CSV line (RFC 4180 quoting) of an exported record.
 pub fn csv_line(e: &Exported) -> String {
     fn q(s: &str) -> String {
+        // A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is
+        // written as text: names and ids in the trail can come from anyone (failed logins).
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
-            s.to_owned()
+            s
         }
     }
     let r = &e.record;

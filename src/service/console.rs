@@ -31,18 +31,32 @@ const ACTIVITY_SCAN_LIMIT: usize = 2_000_000;
 pub const SEARCH_LIMIT: usize = 200;
 /// Objects listed on a collection's page.
 pub const LATEST_LIMIT: i64 = 50;
+/// Audit-trail scans (searches, exports, recipients, overviews) running at once.
+const SCANS: usize = 2;
+/// How long a scan waits for its turn before the console answers busy.
+const SCAN_WAIT: Duration = Duration::from_secs(10);
+/// How long the live traffic panel's records are reused (every open tab polls every 5 s).
+const LIVE_TTL: Duration = Duration::from_secs(4);
+/// How long an export waits for a slow client to take its next line before it gives up (and
+/// gives its database connection back).
+const EXPORT_STALL: Duration = Duration::from_secs(30);
 /// Blocks read, and records shown, by the live traffic panel.
-const LIVE_BLOCKS: i64 = 50;
+const LIVE_BLOCKS: usize = 50;
 const LIVE_RECORDS: usize = 25;
 /// How soon an expiry counts as soon.
 const EXPIRING_WITHIN: Micros = 30 * 86_400 * 1_000_000;
 const HOUR: Micros = 3_600 * 1_000_000;
+/// The longest a session lasts, however busy: then the operator signs in again.
+pub const SESSION_LIFETIME: Micros = 12 * HOUR;
 /// A session's last use is written at most this often (µs).
 const TOUCH_EVERY: Micros = 15 * 1_000_000;
 
 /// Settings of the console.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConsoleSettings {
+    /// `scheme://host[:port]` of `public_url`: the console's origin behind a proxy that does not
+    /// forward the host it was asked for.
+    pub public_origin: Option<String>,
     pub idle_timeout: Duration,
     pub quiet_hours: u64,
     pub login_limits: LoginLimits,
@@ -116,11 +130,21 @@ pub struct Matrix {
     pub collections: Vec<(String, String, String, bool)>,
     /// partner name -> collection id -> rights
     pub rights: HashMap<String, HashMap<String, Rights>>,
+    /// (partner, derived collection) where the partner's read grant serves nothing: it may read
+    /// none of the sources.
+    pub sourceless: std::collections::HashSet<(String, String)>,
 }
 
 impl Matrix {
+    /// The partner's rights on the collection as TAXII applies them (granted, and for a
+    /// derived collection narrowed to the sources it may read).
     pub fn rights(&self, partner: &str, collection: &str) -> Rights {
         self.rights.get(partner).and_then(|m| m.get(collection)).copied().unwrap_or_default()
+    }
+
+    /// Whether the partner reads anything of the collection.
+    pub fn reads(&self, partner: &str, collection: &str) -> bool {
+        self.rights(partner, collection).read && !self.sourceless.contains(&(partner.to_owned(), collection.to_owned()))
     }
 }
 
@@ -188,6 +212,10 @@ pub struct Console {
     auth: OperatorAuth,
     settings: ConsoleSettings,
     overview: Mutex<Option<(Instant, Arc<Overview>)>>,
+    live: Mutex<Option<(Instant, Arc<Vec<AuditRecord>>)>>,
+    /// Bounds the scans of the audit trail running at once (searches, exports, recipients, the
+    /// overview), so that operators cannot take the database's connections from partners.
+    scans: Arc<tokio::sync::Semaphore>,
 }
 
 impl Console {
@@ -197,6 +225,8 @@ impl Console {
             svc,
             settings,
             overview: Mutex::new(None),
+            live: Mutex::new(None),
+            scans: Arc::new(tokio::sync::Semaphore::new(SCANS)),
         }
     }
 
@@ -206,6 +236,34 @@ impl Console {
 
     fn audit(&self) -> bool {
         self.svc.settings().audit
+    }
+
+    /// A turn to scan the audit trail that a blocking task can keep.
+    async fn scans_owned(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.scans.clone().acquire_owned().await.ok()
+    }
+
+    /// A turn to scan the audit trail (see [`SCANS`]).
+    async fn scan_turn(&self) -> ServiceResult<tokio::sync::SemaphorePermit<'_>> {
+        match tokio::time::timeout(SCAN_WAIT, self.scans.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ServiceError::Unavailable(StorageError::Unavailable(
+                "other console scans of the audit trail are running".into(),
+            ))),
+        }
+    }
+
+    /// Records a POST the console refused (no or a wrong CSRF token, another origin): someone
+    /// tried to act with this session's cookie.
+    pub async fn record_refused(&self, session: &Session, path: &str, origin: Option<&str>) {
+        if self.svc.audit.enabled() {
+            let mut r = session.operator(true).record(
+                "console_refused_post",
+                serde_json::json!({ "path": path, "origin": origin.map(crate::model::stix::shown) }),
+            );
+            r.kind = AuditKind::AuthFailure.as_str().into();
+            self.svc.audit.record(r).await;
+        }
     }
 
     /// Records an operator's read (a search, an export, an object viewed) through the node's
@@ -261,6 +319,7 @@ impl Console {
         let reason = match e {
             OperatorLoginError::Invalid => "invalid",
             OperatorLoginError::Limited => "limited",
+            OperatorLoginError::Busy => "busy",
             OperatorLoginError::Unavailable(_) => "unavailable",
         };
         self.svc
@@ -297,7 +356,7 @@ impl Console {
             .storage
             .write(move |c| {
                 let now = now_micros();
-                operators::purge_sessions(c, now - idle)?;
+                operators::purge_sessions(c, now - idle, now - SESSION_LIFETIME)?;
                 operators::create_session(c, &s.token_hash, s.operator_id, &s.csrf, now)?;
                 let detail = serde_json::json!({ "method": method, "client": client.map(|c| c.to_string()) });
                 record_operator(c, &s.operator(audit), "console_login", detail)
@@ -316,6 +375,19 @@ impl Console {
     /// # Errors
     /// The database is unavailable.
     pub async fn session(&self, token: &str) -> ServiceResult<Option<Session>> {
+        self.lookup(token, true).await
+    }
+
+    /// Like [`Console::session`], for a background poll (the live traffic panel): it does not
+    /// count as use, so a page left open still times out.
+    ///
+    /// # Errors
+    /// The database is unavailable.
+    pub async fn peek_session(&self, token: &str) -> ServiceResult<Option<Session>> {
+        self.lookup(token, false).await
+    }
+
+    async fn lookup(&self, token: &str, used: bool) -> ServiceResult<Option<Session>> {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
@@ -327,12 +399,12 @@ impl Console {
         };
         let Some(row) = found else { return Ok(None) };
         let now = now_micros();
-        if now.saturating_sub(row.last_seen) > idle {
+        if now.saturating_sub(row.last_seen) > idle || now.saturating_sub(row.created_at) > SESSION_LIFETIME {
             let h = hash.clone();
             self.svc.storage.write(move |c| operators::end_session(c, &h)).await.map_err(unavailable)?;
             return Ok(None);
         }
-        if now.saturating_sub(row.last_seen) > TOUCH_EVERY.min(idle / 4) {
+        if used && now.saturating_sub(row.last_seen) > TOUCH_EVERY.min(idle / 4) {
             let h = hash.clone();
             self.svc.storage.write(move |c| operators::touch_session(c, &h, now)).await.map_err(unavailable)?;
         }
@@ -369,6 +441,7 @@ impl Console {
                 return Ok(o.clone());
             }
         }
+        let _turn = self.scan_turn().await?;
         let view = self.svc.view();
         let quiet_hours = self.settings.quiet_hours;
         let audit_enabled = self.audit();
@@ -394,11 +467,8 @@ impl Console {
                 let window = HOUR * i64::try_from(quiet_hours.max(24)).unwrap_or(24);
                 let since = now - window;
                 let (mut scanned, mut partial) = (0usize, false);
-                let filter = storage::audit::BlockFilter { since: Some(since), ..Default::default() };
-                storage::audit::for_each_block(c, &filter, |b| {
-                    if partial {
-                        return Ok(());
-                    }
+                // Newest first: if the scan stops at its limit, what it leaves out is the oldest.
+                storage::audit::for_each_block_newest(c, since, |b| {
                     for r in block_records(&b.block.text).unwrap_or_default() {
                         scanned += 1;
                         if r.at < since || r.kind != AuditKind::Request.as_str() {
@@ -408,34 +478,32 @@ impl Console {
                         let ok = r.status.is_some_and(|s| (200..300).contains(&s));
                         let (hour, day) = (r.at >= now - HOUR, r.at >= now - 24 * HOUR);
                         let n = r.object_count.unwrap_or(0);
-                        if r.action == "add_objects" {
+                        // TAXII 2.0 requests are recorded as `<action>_taxii20`.
+                        let action = r.action.strip_suffix("_taxii20").unwrap_or(&r.action);
+                        if action == "add_objects" {
                             a.writes_hour += i64::from(hour);
                             a.writes_day += i64::from(day);
                             if ok {
                                 a.stored_hour += if hour { n } else { 0 };
                                 a.stored_day += if day { n } else { 0 };
                             }
-                        } else if r.action.starts_with("get_") {
+                        } else if action.starts_with("get_") {
                             a.reads_hour += i64::from(hour);
                             a.reads_day += i64::from(day);
                             if ok {
                                 a.served_hour += if hour { n } else { 0 };
                                 a.served_day += if day { n } else { 0 };
                             }
-                            let poll = matches!(
-                                r.action.as_str(),
-                                "get_objects" | "get_manifest" | "get_object" | "taxii20_get_objects"
-                            ) || r.action.starts_with("taxii20_");
+                            let poll = matches!(action, "get_objects" | "get_manifest" | "get_object");
                             if ok && poll && a.last_poll.is_none_or(|t| r.at > t) {
                                 a.last_poll = Some(r.at);
                             }
                         }
-                        if scanned >= ACTIVITY_SCAN_LIMIT {
-                            partial = true;
-                            break;
-                        }
                     }
-                    Ok(())
+                    if scanned >= ACTIVITY_SCAN_LIMIT {
+                        partial = true;
+                    }
+                    Ok(!partial)
                 })?;
                 let quiet_since = now - HOUR * i64::try_from(quiet_hours).unwrap_or(24);
                 let quiet = names
@@ -481,22 +549,37 @@ impl Console {
     ///
     /// # Errors
     /// The database is unavailable.
-    pub async fn live(&self) -> ServiceResult<Vec<AuditRecord>> {
-        self.svc
+    pub async fn live(&self) -> ServiceResult<Arc<Vec<AuditRecord>>> {
+        if let Ok(cached) = self.live.lock() {
+            if let Some((_, records)) = cached.as_ref().filter(|(at, _)| at.elapsed() < LIVE_TTL) {
+                return Ok(records.clone());
+            }
+        }
+        let records = self
+            .svc
             .storage
             .read(|c| {
                 let mut out: Vec<AuditRecord> = Vec::new();
-                for b in storage::audit::recent_blocks(c, LIVE_BLOCKS)? {
+                let mut blocks = 0;
+                // Newest blocks until enough records are found (a block holds up to 10,000).
+                storage::audit::for_each_block_newest(c, now_micros() - 24 * HOUR, |b| {
+                    blocks += 1;
                     out.extend(block_records(&b.block.text).unwrap_or_default().into_iter().filter(|r| {
                         r.kind == AuditKind::Request.as_str() || r.kind == AuditKind::AuthFailure.as_str()
                     }));
-                }
+                    Ok(out.len() < LIVE_RECORDS && blocks < LIVE_BLOCKS)
+                })?;
                 out.sort_by_key(|r| std::cmp::Reverse(r.at));
                 out.truncate(LIVE_RECORDS);
                 Ok(out)
             })
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        let records = Arc::new(records);
+        if let Ok(mut cached) = self.live.lock() {
+            *cached = Some((Instant::now(), records.clone()));
+        }
+        Ok(records)
     }
 
     /// Partners × collections with their rights, from the access view every TAXII request uses.
@@ -522,12 +605,22 @@ impl Console {
             })
             .collect();
         let mut rights: HashMap<String, HashMap<String, Rights>> = HashMap::new();
+        let mut sourceless = std::collections::HashSet::new();
         for (id, name) in &names {
             let who = crate::model::access::Principal::Partner { id: *id, name: name.clone() };
-            let row = view.collections.iter().map(|c| (c.id.clone(), view.rights(&who, c))).collect();
+            let mut row = HashMap::new();
+            for c in &view.collections {
+                let r = view.rights(&who, c);
+                // A derived collection narrows to the sources the partner may read: with none,
+                // its grant serves nothing.
+                if r.read && view.readable_sources(&who, c) == Some(0) {
+                    sourceless.insert((name.clone(), c.id.clone()));
+                }
+                row.insert(c.id.clone(), r);
+            }
             rights.insert(name.clone(), row);
         }
-        Ok(Matrix { partners, collections, rights })
+        Ok(Matrix { partners, collections, rights, sourceless })
     }
 
     /// Which of a partner's groups grant it access to a collection.
@@ -541,15 +634,13 @@ impl Console {
         }
         let view = self.svc.view();
         let col = view.collection(collection).ok_or(ServiceError::UnknownCollection)?;
-        let state = self.policy_state().await?;
-        let grants =
-            state.collections.iter().find(|c| c.id == collection).map(|c| c.grants.clone()).unwrap_or_default();
-        let groups = state
-            .groups
-            .iter()
-            .filter(|g| g.members.contains(partner))
-            .filter_map(|g| grants.get(&g.name).map(|(r, w)| (g.name.clone(), *r, *w)))
-            .collect();
+        let (p, cid) = (partner.to_owned(), col.id.clone());
+        let groups = self
+            .svc
+            .storage
+            .read(move |c| storage::access::granting_groups(c, &p, &cid))
+            .await
+            .map_err(unavailable)?;
         let sources = col
             .feed
             .derived_from
@@ -662,6 +753,16 @@ impl Console {
     /// # Errors
     /// `UnknownObject` for an unknown credential; unavailable.
     pub async fn expire(&self, session: &Session, id: &str, at: Micros) -> ServiceResult<()> {
+        let current = self.credential(id).await?;
+        if current.revoked_at.is_some() {
+            return Err(ServiceError::Unprocessable(format!("credential {id} is revoked; it cannot be used again")));
+        }
+        if let Some(e) = current.expires_at.filter(|e| *e <= now_micros() && at > *e) {
+            return Err(ServiceError::Unprocessable(format!(
+                "credential {id} expired at {}; a later expiry would make it usable again: create a new credential",
+                format_taxii(e)
+            )));
+        }
         let (storage, operator, id2) = (self.svc.storage.clone(), session.operator(self.audit()), id.to_owned());
         tokio::task::spawn_blocking(move || super::operator::expire_credential(&storage, &operator, &id2, at))
             .await
@@ -726,6 +827,7 @@ impl Console {
     pub async fn search(&self, session: &Session, q: &AuditQuery) -> ServiceResult<(Vec<Exported>, usize)> {
         let names = self.svc.storage.read(storage::access::partner_names).await.map_err(unavailable)?;
         let Some(filter) = self.export_filter(&names, q) else { return Ok((Vec::new(), 0)) };
+        let _turn = self.scan_turn().await?;
         let storage = self.svc.storage.clone();
         let action = q.action.clone().filter(|a| !a.is_empty());
         let found = tokio::task::spawn_blocking(move || {
@@ -770,9 +872,36 @@ impl Console {
         if let Some(d) = detail.as_object_mut() {
             d.insert("format".into(), serde_json::json!(if csv { "csv" } else { "jsonl" }));
         }
+        let permit = match tokio::time::timeout(SCAN_WAIT, self.scans_owned()).await {
+            Ok(Some(p)) => p,
+            _ => {
+                return Err(ServiceError::Unavailable(StorageError::Unavailable(
+                    "other console scans of the audit trail are running".into(),
+                )))
+            }
+        };
         self.record_read(session, "console_audit_export", detail).await;
         tokio::task::spawn_blocking(move || {
-            if csv && tx.blocking_send(format!("{}\n", audit::CSV_COLUMNS.join(","))).is_err() {
+            let _permit = permit;
+            // A client that stops reading must not hold a database connection for ever.
+            let send = |line: String| -> bool {
+                let deadline = Instant::now() + EXPORT_STALL;
+                let mut line = line;
+                loop {
+                    match tx.try_send(line) {
+                        Ok(()) => return true,
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return false,
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                            if Instant::now() > deadline {
+                                return false;
+                            }
+                            line = back;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+            };
+            if csv && !send(format!("{}\n", audit::CSV_COLUMNS.join(","))) {
                 return;
             }
             let Some(filter) = filter else { return };
@@ -781,8 +910,12 @@ impl Console {
                     return Ok(());
                 }
                 let line = if csv { audit::csv_line(&e) } else { serde_json::to_string(&e).unwrap_or_default() };
-                // The client went away: stop reading.
-                tx.blocking_send(format!("{line}\n")).map_err(|_| StorageError::Conflict("export cancelled".into()))
+                // The client went away, or stopped reading: stop.
+                if send(format!("{line}\n")) {
+                    Ok(())
+                } else {
+                    Err(StorageError::Conflict("export cancelled: the client went away or stopped reading".into()))
+                }
             });
             if let Err(e) = result {
                 tracing::info!(error = %e, "console export ended early");
@@ -802,6 +935,7 @@ impl Console {
                 crate::model::stix::shown(object_id)
             )));
         }
+        let _turn = self.scan_turn().await?;
         let (storage, id) = (self.svc.storage.clone(), object_id.to_owned());
         let found = tokio::task::spawn_blocking(move || audit::recipients(&storage, &id, None))
             .await

@@ -576,3 +576,21 @@ pub fn partner_certificates(c: &mut Conn, partner: &str) -> StorageResult<Vec<(S
         .order((partner_certificates::kind, partner_certificates::pattern))
         .load(c)?)
 }
+
+/// The partner's groups with a grant on the collection: (group, read, write), by group name.
+///
+/// # Errors
+/// `NotFound` for an unknown partner; database failures.
+pub fn granting_groups(c: &mut Conn, partner: &str, collection: &str) -> StorageResult<Vec<(String, bool, bool)>> {
+    use super::schema::{grants, group_members, partner_groups};
+    let pid = partner_id(c, partner)?;
+    let rows: Vec<(String, i32, i32)> = grants::table
+        .inner_join(partner_groups::table.on(partner_groups::id.eq(grants::group_id)))
+        .inner_join(group_members::table.on(group_members::group_id.eq(grants::group_id)))
+        .filter(group_members::partner_id.eq(pid))
+        .filter(grants::collection_id.eq(collection))
+        .select((partner_groups::name, grants::can_read, grants::can_write))
+        .order(partner_groups::name.asc())
+        .load(c)?;
+    Ok(rows.into_iter().map(|(g, r, w)| (g, r != 0, w != 0)).collect())
+}

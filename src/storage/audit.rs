@@ -293,12 +293,37 @@ pub fn purge(c: &mut Conn, before: Micros) -> StorageResult<(i64, Vec<ChainStart
     Ok((removed, starts))
 }
 
-/// The most recently stored blocks, newest first.
+/// Streams blocks newest first, in chunks (each chunk its own query, so nothing is held between
+/// them), until `f` returns `false` or the blocks end before `since` (with an hour's slack for
+/// blocks committed late).
 ///
 /// # Errors
-/// Database failures.
-pub fn recent_blocks(c: &mut Conn, limit: i64) -> StorageResult<Vec<StoredBlock>> {
-    let rows: Vec<Row> =
-        audit_blocks::table.select(audit_blocks::all_columns).order(audit_blocks::id.desc()).limit(limit).load(c)?;
-    Ok(rows.into_iter().map(stored).collect())
+/// Database failures, or the first error `f` returns.
+pub fn for_each_block_newest(
+    c: &mut Conn,
+    since: Micros,
+    mut f: impl FnMut(StoredBlock) -> StorageResult<bool>,
+) -> StorageResult<()> {
+    const CHUNK: i64 = 64;
+    const SLACK: Micros = 3_600_000_000;
+    let mut before = i64::MAX;
+    loop {
+        let rows: Vec<Row> = audit_blocks::table
+            .select(audit_blocks::all_columns)
+            .filter(audit_blocks::id.lt(before))
+            .order(audit_blocks::id.desc())
+            .limit(CHUNK)
+            .load(c)?;
+        let n = rows.len();
+        for row in rows {
+            let b = stored(row);
+            before = b.block.id;
+            if b.last_at < since.saturating_sub(SLACK) || !f(b)? {
+                return Ok(());
+            }
+        }
+        if n < usize::try_from(CHUNK).unwrap_or(0) {
+            return Ok(());
+        }
+    }
 }

@@ -33,6 +33,7 @@ pub struct SessionRow {
     pub operator_id: i64,
     pub operator: String,
     pub csrf: String,
+    pub created_at: Micros,
     pub last_seen: Micros,
 }
 
@@ -50,6 +51,11 @@ pub fn add(
     let taken: i64 = operators::table.filter(operators::name.eq(name)).count().get_result(c)?;
     if taken > 0 {
         return Err(StorageError::Conflict(format!("an operator named '{name}' exists already")));
+    }
+    if let Some(cert) = certificate {
+        if let Some((_, holder)) = find_by_certificate(c, cert)? {
+            return Err(StorageError::Conflict(format!("operator '{holder}' holds that certificate already")));
+        }
     }
     diesel::insert_into(operators::table)
         .values((
@@ -149,13 +155,25 @@ pub fn create_session(c: &mut Conn, token_hash: &str, operator_id: i64, csrf: &s
 /// # Errors
 /// Database failures.
 pub fn session(c: &mut Conn, token_hash: &str) -> StorageResult<Option<SessionRow>> {
-    let row: Option<(i64, String, String, i64)> = console_sessions::table
+    let row: Option<(i64, String, String, i64, i64)> = console_sessions::table
         .inner_join(operators::table)
         .filter(console_sessions::token_hash.eq(token_hash))
-        .select((console_sessions::operator_id, operators::name, console_sessions::csrf, console_sessions::last_seen))
+        .select((
+            console_sessions::operator_id,
+            operators::name,
+            console_sessions::csrf,
+            console_sessions::created_at,
+            console_sessions::last_seen,
+        ))
         .first(c)
         .optional()?;
-    Ok(row.map(|(operator_id, operator, csrf, last_seen)| SessionRow { operator_id, operator, csrf, last_seen }))
+    Ok(row.map(|(operator_id, operator, csrf, created_at, last_seen)| SessionRow {
+        operator_id,
+        operator,
+        csrf,
+        created_at,
+        last_seen,
+    }))
 }
 
 /// Marks a session as used now.
@@ -177,10 +195,16 @@ pub fn end_session(c: &mut Conn, token_hash: &str) -> StorageResult<bool> {
     Ok(diesel::delete(console_sessions::table.filter(console_sessions::token_hash.eq(token_hash))).execute(c)? > 0)
 }
 
-/// Removes the sessions idle since before `before`; returns how many.
+/// Removes the sessions idle since before `idle_before`, or created before `created_before`;
+/// returns how many.
 ///
 /// # Errors
 /// Database failures.
-pub fn purge_sessions(c: &mut Conn, before: Micros) -> StorageResult<usize> {
-    Ok(diesel::delete(console_sessions::table.filter(console_sessions::last_seen.lt(before))).execute(c)?)
+pub fn purge_sessions(c: &mut Conn, idle_before: Micros, created_before: Micros) -> StorageResult<usize> {
+    Ok(diesel::delete(
+        console_sessions::table.filter(
+            console_sessions::last_seen.lt(idle_before).or(console_sessions::created_at.lt(created_before)),
+        ),
+    )
+    .execute(c)?)
 }

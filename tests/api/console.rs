@@ -283,6 +283,12 @@ fn revoking_a_credential_refuses_cross_site_posts_and_then_the_partners_next_req
         assert!(p.body.contains("CSRF"));
     }
     s.get(&objects_path(SHARED), &as_("bob")).expect(200);
+    assert!(
+        wait_until(|| audit_actions(&s).iter().any(|r| r["action"] == "console_refused_post"
+            && r["kind"] == "auth_failure"
+            && r["credential_id"] == format!("console:{OPERATOR}"))),
+        "refused POSTs are in the audit trail"
+    );
     // From the console's own page: revoked; bob's next request is refused at once.
     let done = b.post(&path, &[]);
     assert_eq!(done.status, 303, "{}", done.body);
@@ -321,6 +327,10 @@ fn an_api_key_created_in_the_console_is_shown_once_and_works_and_expiring_a_cred
     s.get(&objects_path(SHARED), &Auth::Bearer(key)).expect(401);
     // An unknown partner.
     assert_eq!(b.post("/console/credentials/api-key", &[("partner", "nobody")]).status, 404);
+    // An expired credential cannot be made usable again by a later expiry.
+    let again = b.post(&format!("/console/credentials/{key_id}/expire"), &[("at", "2099-01-01T00:00")]);
+    assert_eq!(again.status, 422, "{}", again.body);
+    assert!(again.body.contains("create a new credential"));
 }
 
 #[test]
@@ -335,6 +345,17 @@ fn a_session_ends_after_the_idle_timeout() {
     assert_eq!(p.status, 303);
     assert_eq!(p.location.as_deref(), Some("/console/login"));
     assert!(p.body.is_empty());
+    // An overview left open polls the live traffic every 5 s: that is not use.
+    let mut b = signed_in(&s);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(b.send("GET", "/console/live", &[("HX-Request", "true")], None).status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let p = b.send("GET", "/console/live", &[("HX-Request", "true")], None);
+    assert_eq!(p.status, 401, "the poll finds the session ended");
+    assert!(p.body.is_empty());
+    assert_eq!(b.get("/console/").status, 303);
 }
 
 #[test]
@@ -456,6 +477,12 @@ fn the_recipients_of_an_object_a_partner_just_polled_and_the_collection_views() 
     assert!(csv.content_type.starts_with("text/csv"));
     assert!(csv.body.starts_with("block,chain,seq,time,kind,partner"));
     assert!(csv.body.lines().skip(1).all(|l| l.contains(",bob,")), "{}", csv.body);
+    // A name typed at the login page reaches the trail; in a CSV it must not become a formula.
+    assert_eq!(Browser::new(&s.base).login("=1+2", "whatever-it-is").status, 401);
+    assert!(wait_until(|| {
+        let csv = b.get("/console/audit/export?format=csv&action=console_login");
+        csv.body.contains(",'=1+2,") && !csv.body.contains(",=1+2,")
+    }));
     let jsonl = b.get("/console/audit/export?format=jsonl");
     assert!(jsonl.body.lines().count() >= 2);
     assert!(jsonl.body.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));

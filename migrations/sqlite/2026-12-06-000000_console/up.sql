@@ -28,3 +28,5 @@ CREATE TABLE seen_certificates (
     first_seen BIGINT NOT NULL,
     last_seen BIGINT NOT NULL
 );
+-- One operator per client certificate.
+CREATE UNIQUE INDEX operators_certificate ON operators (certificate) WHERE certificate IS NOT NULL;

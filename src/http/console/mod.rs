@@ -213,8 +213,8 @@ impl ClearCookie for HttpResponse {
 }
 
 /// Whether a state-changing request comes from the console's own pages: `Origin` (when sent)
-/// names this host, and `Sec-Fetch-Site` (when sent) is same-origin.
-fn same_origin(req: &HttpRequest) -> bool {
+/// names this host (or `public_url`), and `Sec-Fetch-Site` (when sent) is same-origin.
+fn same_origin(req: &HttpRequest, public_origin: Option<&str>) -> bool {
     if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site != "same-origin" && site != "none" {
             return false;
@@ -225,17 +225,26 @@ fn same_origin(req: &HttpRequest) -> bool {
         Some(origin) => {
             let info = req.connection_info();
             let host = info.host();
-            origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")).is_some_and(|h| h == host)
+            public_origin.is_some_and(|p| p.eq_ignore_ascii_case(origin))
+                || origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")).is_some_and(|h| h == host)
         }
     }
 }
 
-/// Refuses a POST that is not the console's own (origin and CSRF token).
-fn check_post(req: &HttpRequest, session: &Session, token: Option<&str>) -> Result<(), HttpResponse> {
+/// Refuses (and records) a POST that is not the console's own (origin and CSRF token).
+async fn check_post(
+    req: &HttpRequest,
+    console: &Console,
+    session: &Session,
+    token: Option<&str>,
+) -> Result<(), HttpResponse> {
     let header_token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok());
     let presented = token.or(header_token).unwrap_or_default();
-    if !same_origin(req) || !secret_eq(presented.as_bytes(), session.csrf.as_bytes()) {
+    let public = console.settings().public_origin.as_deref();
+    if !same_origin(req, public) || !secret_eq(presented.as_bytes(), session.csrf.as_bytes()) {
         tracing::warn!(operator = %session.name, path = req.path(), "console refused a cross-site or token-less POST");
+        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        console.record_refused(session, req.path(), origin).await;
         return Err(error_page(
             Some(session),
             StatusCode::FORBIDDEN,
@@ -281,12 +290,19 @@ fn no(r: HttpResponse) -> Page {
 
 async fn overview(req: HttpRequest, console: Con) -> Page {
     let s = session(&req, &console).await?;
+    console.record_read(&s, "console_view", serde_json::json!({ "page": "overview" })).await;
     let o = console.overview().await.map_err(|e| service_error(&s, &e))?;
     Ok(html(StatusCode::OK, pages::overview(&s, &o)))
 }
 
 async fn live(req: HttpRequest, console: Con) -> Page {
-    let s = session(&req, &console).await?;
+    // A background poll: it must not keep an unattended session alive.
+    let Some(token) = cookie_token(&req) else { return no(to_login(&req)) };
+    let s = match console.peek_session(&token).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return no(to_login(&req).customize_cookie_clear()),
+        Err(e) => return no(error_page(None, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+    };
     let records = console.live().await.map_err(|e| service_error(&s, &e))?;
     Ok(html(StatusCode::OK, pages::live(&records, &titles(&console))))
 }
@@ -318,7 +334,7 @@ fn login_refused(req: &HttpRequest, e: &OperatorLoginError) -> HttpResponse {
         OperatorLoginError::Limited => {
             (StatusCode::TOO_MANY_REQUESTS, "Too many failed sign-ins from this address; wait a minute and try again.")
         }
-        OperatorLoginError::Unavailable(_) => {
+        OperatorLoginError::Busy | OperatorLoginError::Unavailable(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, "The database is busy; try again in a moment.")
         }
     };
@@ -330,7 +346,7 @@ fn login_refused(req: &HttpRequest, e: &OperatorLoginError) -> HttpResponse {
 }
 
 async fn login(req: HttpRequest, console: Con, body: web::Bytes) -> Page {
-    if !same_origin(&req) {
+    if !same_origin(&req, console.settings().public_origin.as_deref()) {
         return no(error_page(None, StatusCode::FORBIDDEN, "Sign in from the console's own login page."));
     }
     let f = form(&body);
@@ -343,7 +359,7 @@ async fn login(req: HttpRequest, console: Con, body: web::Bytes) -> Page {
 }
 
 async fn login_certificate(req: HttpRequest, console: Con) -> Page {
-    if !same_origin(&req) {
+    if !same_origin(&req, console.settings().public_origin.as_deref()) {
         return no(error_page(None, StatusCode::FORBIDDEN, "Sign in from the console's own login page."));
     }
     let Some(cert) = req.conn_data::<PeerCertificate>().cloned() else {
@@ -360,13 +376,14 @@ async fn login_certificate(req: HttpRequest, console: Con) -> Page {
 
 async fn logout(req: HttpRequest, console: Con, body: web::Bytes) -> Page {
     let s = session(&req, &console).await?;
-    check_post(&req, &s, form(&body).get("csrf").map(String::as_str))?;
+    check_post(&req, &console, &s, form(&body).get("csrf").map(String::as_str)).await?;
     console.logout(&s).await.map_err(|e| service_error(&s, &e))?;
     Ok(redirect("/console/login").customize_cookie_clear())
 }
 
 async fn access(req: HttpRequest, console: Con) -> Page {
     let s = session(&req, &console).await?;
+    console.record_read(&s, "console_view", serde_json::json!({ "page": "access" })).await;
     let m = console.matrix().await.map_err(|e| service_error(&s, &e))?;
     let only = non_empty(query(&req).get("collection"));
     if let Some(c) = &only {
@@ -394,6 +411,7 @@ async fn cell(req: HttpRequest, console: Con) -> Page {
 
 async fn policy(req: HttpRequest, console: Con) -> Page {
     let s = session(&req, &console).await?;
+    console.record_read(&s, "console_view", serde_json::json!({ "page": "policy" })).await;
     let state = console.policy_state().await.map_err(|e| service_error(&s, &e))?;
     Ok(html(StatusCode::OK, pages::policy(&s, &state, None, "")))
 }
@@ -448,11 +466,11 @@ async fn preview(req: HttpRequest, console: Con, payload: web::Payload) -> Page 
     let (csrf, text, prune) = match preview_form(&req, payload).await {
         Ok(f) => f,
         Err(m) => {
-            check_post(&req, &s, None)?;
+            check_post(&req, &console, &s, None).await?;
             return no(error_page(Some(&s), StatusCode::BAD_REQUEST, &m));
         }
     };
-    check_post(&req, &s, Some(&csrf))?;
+    check_post(&req, &console, &s, Some(&csrf)).await?;
     let state = console.policy_state().await.map_err(|e| service_error(&s, &e))?;
     if text.trim().is_empty() {
         let r = Err("Paste a policy file or choose one to upload.".to_owned());
@@ -469,6 +487,7 @@ async fn preview(req: HttpRequest, console: Con, payload: web::Payload) -> Page 
 
 async fn credentials(req: HttpRequest, console: Con) -> Page {
     let s = session(&req, &console).await?;
+    console.record_read(&s, "console_view", serde_json::json!({ "page": "credentials" })).await;
     let list = console.credentials().await.map_err(|e| service_error(&s, &e))?;
     let q = query(&req);
     let notice = q.get("done").map(|d| match d.as_str() {
@@ -487,7 +506,7 @@ async fn confirm_revoke(req: HttpRequest, console: Con, id: web::Path<String>) -
 
 async fn revoke(req: HttpRequest, console: Con, id: web::Path<String>, body: web::Bytes) -> Page {
     let s = session(&req, &console).await?;
-    check_post(&req, &s, form(&body).get("csrf").map(String::as_str))?;
+    check_post(&req, &console, &s, form(&body).get("csrf").map(String::as_str)).await?;
     console.revoke(&s, &id).await.map_err(|e| service_error(&s, &e))?;
     Ok(redirect("/console/credentials?done=revoked"))
 }
@@ -501,7 +520,7 @@ async fn confirm_expire(req: HttpRequest, console: Con, id: web::Path<String>) -
 async fn expire(req: HttpRequest, console: Con, id: web::Path<String>, body: web::Bytes) -> Page {
     let s = session(&req, &console).await?;
     let f = form(&body);
-    check_post(&req, &s, f.get("csrf").map(String::as_str))?;
+    check_post(&req, &console, &s, f.get("csrf").map(String::as_str)).await?;
     let at = match non_empty(f.get("at")) {
         None => now_micros(),
         Some(t) => match form_time(&t) {
@@ -520,7 +539,7 @@ async fn expire(req: HttpRequest, console: Con, id: web::Path<String>, body: web
 async fn create_api_key(req: HttpRequest, console: Con, body: web::Bytes) -> Page {
     let s = session(&req, &console).await?;
     let f = form(&body);
-    check_post(&req, &s, f.get("csrf").map(String::as_str))?;
+    check_post(&req, &console, &s, f.get("csrf").map(String::as_str)).await?;
     let Some(partner) = non_empty(f.get("partner")) else {
         return no(error_page(Some(&s), StatusCode::UNPROCESSABLE_ENTITY, "Choose the partner the key is for."));
     };

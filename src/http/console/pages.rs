@@ -50,6 +50,17 @@ fn rights_word(r: Rights) -> &'static str {
     }
 }
 
+/// A matrix cell: the rights, and for a derived collection whose sources the partner may not
+/// read, that the grant serves nothing.
+fn cell_word(m: &Matrix, partner: &str, collection: &str) -> String {
+    let word = rights_word(m.rights(partner, collection));
+    if m.rights(partner, collection).read && !m.reads(partner, collection) {
+        format!("{word} (no readable source)")
+    } else {
+        word.to_owned()
+    }
+}
+
 fn layout(title: &str, current: &str, s: Option<&Session>, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -338,12 +349,12 @@ pub fn access(s: &Session, m: &Matrix, only: Option<&str>) -> Markup {
             p { "Each partner's rights on each collection, as every TAXII request is checked against them (the union of its groups' grants; a derived collection never gives more than its sources). Choose a cell for the groups that grant it." }
             @if let Some((id, title, ..)) = cols.first().filter(|_| only.is_some()) {
                 h2 { "Partners who can read " (title) }
-                @let readers: Vec<&String> = m.partners.iter().filter(|p| m.rights(p, id).read).collect();
+                @let readers: Vec<&String> = m.partners.iter().filter(|p| m.reads(p, id)).collect();
                 @if readers.is_empty() {
                     p { "No partner can read it." }
                 } @else {
                     ul aria-label="Partners who can read" {
-                        @for p in readers { li { (p) " (" (rights_word(m.rights(p, id))) ")" } }
+                        @for p in readers { li { (p) " (" (cell_word(m, p, id)) ")" } }
                     }
                 }
                 p { a href="/console/access" { "Show every collection" } }
@@ -368,8 +379,8 @@ pub fn access(s: &Session, m: &Matrix, only: Option<&str>) -> Markup {
                             tr {
                                 th scope="row" { (p) }
                                 @for (id, title, ..) in &cols {
-                                    @let r = rights_word(m.rights(p, id));
-                                    td class={"r-" (r.replace('+', "-"))} {
+                                    @let r = cell_word(m, p, id);
+                                    td class={"r-" (r.split(' ').next().unwrap_or_default().replace('+', "-"))} {
                                         a href={"/console/access/cell?partner=" (enc(p)) "&collection=" (enc(id))}
                                             hx-get={"/console/access/cell?partner=" (enc(p)) "&collection=" (enc(id))}
                                             hx-target="#cell-detail" hx-swap="innerHTML"
@@ -692,6 +703,20 @@ const ACTIONS: &[&str] = &[
     "credential_expire",
     "apply",
     "retention_purge",
+    "feed_withdraw",
+    "get_objects_taxii20",
+    "get_object_taxii20",
+    "get_manifest_taxii20",
+    "console_view",
+    "console_refused_post",
+    "console_policy_preview",
+    "console_audit_search",
+    "console_audit_export",
+    "console_recipients",
+    "console_collection_view",
+    "console_object_view",
+    "operator_add",
+    "operator_remove",
 ];
 
 pub fn audit(
@@ -829,7 +854,7 @@ pub fn recipients(s: &Session, id: &str, list: &[Delivery], titles: &HashMap<Str
 }
 
 pub fn collection(s: &Session, col: &CollectionInfo, rows: &[ObjectRow], m: &Matrix) -> Markup {
-    let readers: Vec<&String> = m.partners.iter().filter(|p| m.rights(p, &col.id).read).collect();
+    let readers: Vec<&String> = m.partners.iter().filter(|p| m.reads(p, &col.id)).collect();
     layout(
         &col.title,
         "Overview",
