@@ -635,12 +635,8 @@ impl Console {
         let view = self.svc.view();
         let col = view.collection(collection).ok_or(ServiceError::UnknownCollection)?;
         let (p, cid) = (partner.to_owned(), col.id.clone());
-        let groups = self
-            .svc
-            .storage
-            .read(move |c| storage::access::granting_groups(c, &p, &cid))
-            .await
-            .map_err(unavailable)?;
+        let groups =
+            self.svc.storage.read(move |c| storage::access::granting_groups(c, &p, &cid)).await.map_err(unavailable)?;
         let sources = col
             .feed
             .derived_from

@@ -202,9 +202,8 @@ pub fn end_session(c: &mut Conn, token_hash: &str) -> StorageResult<bool> {
 /// Database failures.
 pub fn purge_sessions(c: &mut Conn, idle_before: Micros, created_before: Micros) -> StorageResult<usize> {
     Ok(diesel::delete(
-        console_sessions::table.filter(
-            console_sessions::last_seen.lt(idle_before).or(console_sessions::created_at.lt(created_before)),
-        ),
+        console_sessions::table
+            .filter(console_sessions::last_seen.lt(idle_before).or(console_sessions::created_at.lt(created_before))),
     )
     .execute(c)?)
 }
