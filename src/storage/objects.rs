@@ -1364,23 +1364,25 @@ pub struct ListedVersion {
 /// # Errors
 /// Database failures.
 pub fn latest_added(c: &mut Conn, collection: i64, limit: i64) -> StorageResult<Vec<ListedVersion>> {
-    let rows: Vec<(String, String, String, i64, String)> = objects::table
+    let rows: Vec<ListedRow> = objects::table
         .filter(objects::collection_key.eq(collection))
         .filter(objects::latest.eq(1))
         .order(objects::date_added.desc())
-        .select((objects::stix_id, objects::stix_type, objects::version, objects::date_added, objects::body))
+        .select(LISTED)
         .limit(limit)
         .load(c)?;
-    Ok(rows
-        .into_iter()
-        .map(|(stix_id, stix_type, version, date_added, body)| ListedVersion {
-            stix_id,
-            stix_type,
-            version,
-            date_added,
-            body,
-        })
-        .collect())
+    Ok(rows.into_iter().map(ListedVersion::from).collect())
+}
+
+type ListedRow = (String, String, String, i64, String);
+
+const LISTED: (objects::stix_id, objects::stix_type, objects::version, objects::date_added, objects::body) =
+    (objects::stix_id, objects::stix_type, objects::version, objects::date_added, objects::body);
+
+impl From<ListedRow> for ListedVersion {
+    fn from((stix_id, stix_type, version, date_added, body): ListedRow) -> ListedVersion {
+        ListedVersion { stix_id, stix_type, version, date_added, body }
+    }
 }
 
 /// Every stored version of one object in a collection, oldest position first.
@@ -1388,20 +1390,8 @@ pub fn latest_added(c: &mut Conn, collection: i64, limit: i64) -> StorageResult<
 /// # Errors
 /// Database failures.
 pub fn bodies_of(c: &mut Conn, collection: i64, stix_id: &str) -> StorageResult<Vec<ListedVersion>> {
-    let rows: Vec<(String, String, String, i64, String)> = objects::table
-        .filter(key_in(collection, [stix_id]))
-        .select((objects::stix_id, objects::stix_type, objects::version, objects::date_added, objects::body))
-        .load(c)?;
-    let mut out: Vec<ListedVersion> = rows
-        .into_iter()
-        .map(|(stix_id, stix_type, version, date_added, body)| ListedVersion {
-            stix_id,
-            stix_type,
-            version,
-            date_added,
-            body,
-        })
-        .collect();
+    let rows: Vec<ListedRow> = objects::table.filter(key_in(collection, [stix_id])).select(LISTED).load(c)?;
+    let mut out: Vec<ListedVersion> = rows.into_iter().map(ListedVersion::from).collect();
     out.sort_by_key(|v| v.date_added);
     Ok(out)
 }
