@@ -390,3 +390,63 @@ fn access_and_credential_list_show_certificate_identities() {
         "{out}"
     );
 }
+
+/// curl for the console over mutual TLS: (status, headers and body).
+fn console_curl(
+    s: &TestServer,
+    p: &Pki,
+    cert: &Issued,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-i", "-m", "20", "-X", method, "--cacert"]).arg(&p.ca_file);
+    cmd.arg("--cert").arg(&cert.cert).arg("--key").arg(&cert.key).args(["-w", "\n%{http_code}"]);
+    if let Some(c) = cookie {
+        cmd.args(["-H", &format!("Cookie: concordia_console={c}")]);
+    }
+    let out = cmd.arg(format!("{}{path}", s.base)).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_owned())
+}
+
+#[test]
+fn an_operator_signs_in_to_the_console_with_a_client_certificate_and_partners_certificates_are_listed_before_they_expire(
+) {
+    let p = pki();
+    let mut s = server(&p, "optional");
+    s.extra_env.push(("CONCORDIA_CONSOLE".into(), "true".into()));
+    s.restart();
+    // The certificate that maps to no partner is an operator's.
+    let (ok, _, err) = s.cli(&["operator", "add", "op-cert", "--certificate", p.nobody.cert.to_str().unwrap()], None);
+    assert!(ok, "{err}");
+    let (ok, out, _) = s.cli(&["operator", "list"], None);
+    assert!(ok && out.contains(&p.nobody.fingerprint), "the PEM file's fingerprint: {out}");
+    // A partner's certificate is not an operator's.
+    let (status, page) = console_curl(&s, &p, &p.alice, "POST", "/console/login/certificate", None);
+    assert_eq!(status, 401, "{page}");
+    let (status, page) = console_curl(&s, &p, &p.nobody, "POST", "/console/login/certificate", None);
+    assert_eq!(status, 303, "{page}");
+    let cookie = page
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: concordia_console="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    // alice's certificate authenticates a TAXII request: it is noted, and it expires within 30 days.
+    assert_eq!(curl(&s, &p, Some(&p.alice), None, &objects_path(PRIVATE)).unwrap().0, 200);
+    assert!(wait_until(|| {
+        let (status, page) = console_curl(&s, &p, &p.nobody, "GET", "/console/", Some(&cookie));
+        status == 200 && page.contains("Client certificates in use") && page.contains(&p.alice.fingerprint)
+    }));
+    let (ok, out, _) = s.cli(&["audit", "export"], None);
+    assert!(ok);
+    let login = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|r| r["action"] == "console_login" && r["credential_id"] == "console:op-cert")
+        .expect("the sign-in is recorded");
+    assert!(login["detail"].as_str().unwrap_or_default().contains("certificate"), "{login}");
+}
