@@ -714,8 +714,10 @@ fn upgrade_to_integer_collection_keys_keeps_every_object_and_position() {
             c.revert_last_migration(concordia::storage::PG_MIGRATIONS).unwrap().to_string()
         }
     };
+    let console = revert();
+    assert!(console.starts_with("20261206"), "the console's migration goes first: {console}");
     let feeds = revert();
-    assert!(feeds.starts_with("20261205"), "the feeds migration goes first: {feeds}");
+    assert!(feeds.starts_with("20261205"), "then the feeds migration: {feeds}");
     let reverted = revert();
     assert!(reverted.starts_with("20261204"), "then the integer key: {reverted}");
     // Down: the objects carry the collection id again.
@@ -724,7 +726,7 @@ fn upgrade_to_integer_collection_keys_keeps_every_object_and_position() {
         "7"
     );
     let ran = concordia::storage::migrate(&mut c).unwrap();
-    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert_eq!(ran.len(), 3, "{ran:?}");
     drop(c);
     assert_eq!(
         sql_text(
