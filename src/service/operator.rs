@@ -30,7 +30,17 @@ pub fn apply_policy(
     storage.write_blocking(|c| {
         let plan = plan(c)?;
         if !plan.is_empty() {
-            storage::access::apply_plan(c, &plan)?;
+            // A rebuilt feed's earlier versions leave it with a record in its chain, as any
+            // withdrawal does, so that `audit recipients` still attributes what was served
+            // from their old positions.
+            let template = operator.record("apply", serde_json::json!({}));
+            let mut withdrawn = |c: &mut storage::Conn, gone: &[storage::objects::Withdrawn]| {
+                if operator.audit && !gone.is_empty() {
+                    super::feeds::record_withdrawn(c, &template, gone)?;
+                }
+                Ok(())
+            };
+            storage::access::apply_plan(c, &plan, &mut withdrawn)?;
             let changes: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
             record_operator(c, operator, "apply", serde_json::json!({ "changes": changes, "prune": prune }))?;
         }

@@ -285,9 +285,12 @@ fn group_id(c: &mut Conn, name: &str) -> StorageResult<i64> {
 /// Carries out a plan (inside a write transaction) and bumps the policy generation, so running
 /// servers reload the policy.
 ///
+/// A derived collection that is rebuilt hands the versions it held to `withdrawn` (in
+/// batches, inside the transaction) before they go.
+///
 /// # Errors
 /// Database failures; nothing is changed then.
-pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
+pub fn apply_plan(c: &mut Conn, plan: &Plan, withdrawn: &mut super::objects::WithdrawnSink<'_>) -> StorageResult<()> {
     let mut rebuilds: Vec<&CollectionSettings> = Vec::new();
     for change in &plan.changes {
         match change {
@@ -455,7 +458,7 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
             }
         }
     }
-    rebuild_derived(c, &rebuilds)?;
+    rebuild_derived(c, &rebuilds, withdrawn)?;
     let collections_changed = plan.changes.iter().any(|ch| {
         matches!(ch, Change::AddCollection(_) | Change::UpdateCollection { .. } | Change::RemoveCollection { .. })
     });
@@ -472,7 +475,11 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan) -> StorageResult<()> {
 /// collection that became a stored one). The clocks of every source are locked before those of
 /// the derived collections, as writers take them (a source, then its derived collections), so
 /// that a writer either commits before the rebuild reads its source or finds the new policy.
-fn rebuild_derived(c: &mut Conn, rebuilds: &[&CollectionSettings]) -> StorageResult<()> {
+fn rebuild_derived(
+    c: &mut Conn,
+    rebuilds: &[&CollectionSettings],
+    withdrawn: &mut super::objects::WithdrawnSink<'_>,
+) -> StorageResult<()> {
     if rebuilds.is_empty() {
         return Ok(());
     }
@@ -512,7 +519,7 @@ fn rebuild_derived(c: &mut Conn, rebuilds: &[&CollectionSettings]) -> StorageRes
             .enumerate()
             .map(|(i, src)| Ok((key_of(src)?, 1i64 << i)))
             .collect::<StorageResult<_>>()?;
-        let n = super::objects::rebuild_derived(c, key, &s.feed.filter, &sources, now)?;
+        let n = super::objects::rebuild_derived(c, (&s.id, key), &s.feed.filter, &sources, now, withdrawn)?;
         tracing::info!(collection = %s.id, versions = n, "derived collection filled");
     }
     Ok(())

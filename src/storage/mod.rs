@@ -308,7 +308,9 @@ fn check_encoding(c: &mut Conn) -> StorageResult<()> {
 }
 
 /// Applies pending migrations, then fills in what a migration left to code (the facets of
-/// versions stored before `feeds`); returns the versions that ran.
+/// versions stored before `feeds`, the filter postings of versions stored before
+/// `filter_postings`); returns the versions that ran. Stop the nodes of an older release before
+/// an upgrade: what they write after the migration gets no facets or postings.
 pub fn migrate(c: &mut Conn) -> StorageResult<Vec<String>> {
     let names = |v: Vec<diesel::migration::MigrationVersion<'_>>| v.iter().map(ToString::to_string).collect();
     let pg = matches!(c, AnyConnection::Postgresql(_));
@@ -322,6 +324,8 @@ pub fn migrate(c: &mut Conn) -> StorageResult<Vec<String>> {
     }
     .map_err(|e| StorageError::Connection(format!("migration failed: {e}")));
     let ran = ran.and_then(|ran| objects::backfill_facets(c, &ran).map(|_| ran));
+    // After the facets: the postings are read from the facet columns.
+    let ran = ran.and_then(|ran| objects::backfill_tags(c).map(|_| ran));
     if pg {
         diesel::sql_query("SELECT pg_advisory_unlock(724031)").execute(c)?;
     }

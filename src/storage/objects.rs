@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::schema::{collection_clock, objects};
+use super::schema::{collection_clock, object_tags, objects};
 use super::{AnyConnection, Conn, MultiBackend, StorageError, StorageResult};
-use crate::model::feed::{tlp_rank, FeedFilter, LABEL_SEPARATOR};
+use crate::model::feed::{confidence_tags, filter_tags, label_tag, tlp_rank, tlp_tags, FeedFilter, LABEL_SEPARATOR};
 use crate::model::filter::{Filter, VersionSel};
 use crate::model::stix::ObjectHead;
 use crate::model::time::{format_taxii, stix_version_key, version_key_from_micros, Micros};
@@ -117,6 +117,70 @@ fn advance_clock(c: &mut Conn, collection: i64, last: i64) -> StorageResult<()> 
     diesel::update(collection_clock::table.find(collection))
         .set(collection_clock::last_date_added.eq(last))
         .execute(c)?;
+    Ok(())
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = object_tags, treat_none_as_default_value = false)]
+struct NewTag<'a> {
+    collection_key: i64,
+    tag: &'a str,
+    date_added: i64,
+    seq: i64,
+}
+
+/// A version's filter postings: its position, its seq, its posting keys.
+type Posted = (i64, i64, Vec<String>);
+
+/// The filter postings of a version from its stored facet columns (see `filter_tags`).
+fn tags_of(f: &FacetCols) -> Vec<String> {
+    filter_tags(f.0, f.2, f.3.as_deref())
+}
+
+/// Adds the filter postings (`object_tags`) of versions at their positions.
+fn post_tags(c: &mut Conn, collection: i64, rows: &[Posted]) -> StorageResult<()> {
+    let new: Vec<NewTag<'_>> = rows
+        .iter()
+        .flat_map(|(at, seq, tags)| {
+            tags.iter().map(move |t| NewTag { collection_key: collection, tag: t, date_added: *at, seq: *seq })
+        })
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    match &mut *c {
+        // As the versions themselves: one prepared statement per row, without a statement journal.
+        AnyConnection::Sqlite(c) => {
+            for t in &new {
+                diesel::insert_or_ignore_into(object_tags::table).values(t).execute(c)?;
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            diesel::copy_from(object_tags::table).from_insertable(new).execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the filter postings of versions that left their positions (deleted or moved).
+fn unpost_tags(c: &mut Conn, collection: i64, rows: &[Posted]) -> StorageResult<()> {
+    let mut by_tag: HashMap<&str, Vec<i64>> = HashMap::new();
+    for (at, _, tags) in rows {
+        for t in tags {
+            by_tag.entry(t.as_str()).or_default().push(*at);
+        }
+    }
+    for (tag, positions) in by_tag {
+        for chunk in positions.chunks(LOOKUP_CHUNK) {
+            diesel::delete(
+                object_tags::table
+                    .filter(object_tags::collection_key.eq(collection))
+                    .filter(object_tags::tag.eq(tag))
+                    .filter(object_tags::date_added.eq_any(chunk)),
+            )
+            .execute(c)?;
+        }
+    }
     Ok(())
 }
 
@@ -408,7 +472,10 @@ fn insert_rows(
     }
     // An id first seen in this batch and then again: its first row was inserted as "fresh" with
     // all flags set; the recompute below fixes it.
-    let (last_added, count) = (rows.last().map(|r| r.date_added), rows.len());
+    let (first_added, last_added, count) =
+        (rows.first().map(|r| r.date_added), rows.last().map(|r| r.date_added), rows.len());
+    let tags: HashMap<i64, Vec<String>> =
+        rows.iter().map(|r| (r.date_added, filter_tags(r.confidence, r.tlp, r.labels.as_deref()))).collect();
     let inserted = match &mut *c {
         // On SQLite: one prepared single-row statement, run per row (a multi-row INSERT is
         // parsed and compiled anew for every envelope), with `OR IGNORE`, which spares a
@@ -432,6 +499,20 @@ fn insert_rows(
             "{} of {count} object versions were already stored in collection key {collection}",
             count - inserted
         )));
+    }
+    // The postings need the seqs the versions were given: read back from the position index
+    // (the positions just taken, under the collection's write lock).
+    if let (Some(first), Some(last)) = (first_added, last_added) {
+        let seqs: Vec<(i64, i64)> = objects::table
+            .filter(objects::collection_key.eq(collection))
+            .filter(objects::date_added.ge(first))
+            .filter(objects::date_added.le(last))
+            .select((objects::date_added, objects::seq))
+            .load(c)?;
+        let mut tags = tags;
+        let posted: Vec<Posted> =
+            seqs.into_iter().map(|(at, seq)| (at, seq, tags.remove(&at).unwrap_or_default())).collect();
+        post_tags(c, collection, &posted)?;
     }
     gain_bit.sort_unstable();
     gain_bit.dedup_by(|a, b| (a.0, &a.1, &a.2) == (b.0, &b.1, &b.2));
@@ -462,6 +543,9 @@ fn insert_rows(
         diesel::update(objects::table.filter(objects::seq.eq(seq)))
             .set((objects::source_mask.eq(facets.6 | bit), objects::date_added.eq(next)))
             .execute(c)?;
+        let tags = tags_of(&facets);
+        unpost_tags(c, collection, &[(facts.4, seq, tags.clone())])?;
+        post_tags(c, collection, &[(next, seq, tags)])?;
         moved_to = Some(next);
         next += 1;
         if let Some(d) = feed {
@@ -572,8 +656,17 @@ type Cond<'a> = Box<dyn BoxableExpression<objects::table, MultiBackend, SqlType 
 
 /// Applies the filters (T-063, §3.4.1) and the keyset position to a query.
 fn apply<'a, ST: 'a>(q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
-    let q = filtered(q, p);
-    if by_id(p) {
+    apply_at(q, p, None)
+}
+
+/// As [`apply`], over some versions only (by seq, found through the filter postings, see
+/// [`Postings`]).
+fn apply_at<'a, ST: 'a>(q: Boxed<'a, ST>, p: &PageQuery<'a>, at: Option<Vec<i64>>) -> Boxed<'a, ST> {
+    // Positions too: PostgreSQL (before 17) reads `date_added = ANY(…)` from the position
+    // index unordered, and would rather walk the collection in order than sort a step's rows.
+    let keyed = by_id(p) || at.is_some();
+    let q = filtered(q, p, at);
+    if keyed {
         q.order((objects::date_added + 0i64).asc()).limit(p.fetch)
     } else {
         q.order(objects::date_added.asc()).limit(p.fetch)
@@ -585,13 +678,15 @@ fn by_id(p: &PageQuery<'_>) -> bool {
     p.object.is_some() || !p.filter.ids.is_empty() || !p.filter.relationships_all.is_empty()
 }
 
-/// The filters and the keyset position of a page query, without its order and limit.
-fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
+/// The filters and the keyset position of a page query, without its order and limit; with
+/// `at`, only the versions with those seqs.
+fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>, at: Option<Vec<i64>>) -> Boxed<'a, ST> {
     // Queries for given ids match few rows: they must look them up through the version index
     // (its key, `ObjectKey`) rather than walk a type/latest/date_added index over the whole
     // collection, so their other terms are written as expressions no index holds (`latest + 0`,
-    // `stix_type || ''`, `date_added + 0`).
-    let by_id = by_id(p);
+    // `stix_type || ''`, `date_added + 0`). So are those for given seqs, which look them up in
+    // the primary key.
+    let by_id = by_id(p) || at.is_some();
     let f = p.filter;
     // By id: the version index's key, whatever the statistics say (see `ObjectKey`), which
     // carries the collection. Otherwise the plain column, which only the position, latest and
@@ -628,7 +723,14 @@ fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST
                     .or(objects::target_ref.eq_any(refs)),
             );
         }
-        (None, []) => q = q.filter(objects::collection_key.eq(p.collection)),
+        (None, []) => match at {
+            None => q = q.filter(objects::collection_key.eq(p.collection)),
+            // Versions found through the filter postings, by seq: through the primary key only,
+            // so the collection is an expression no index holds (see `object_tags`).
+            Some(seqs) => {
+                q = q.filter(objects::seq.eq_any(seqs)).filter((objects::collection_key + 0i64).eq(p.collection))
+            }
+        },
         (None, many) => q = q.filter(key_in(p.collection, many.iter().map(String::as_str))),
     }
     if !f.types.is_empty() {
@@ -743,21 +845,171 @@ fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST
         q = q.filter(objects::valid_from.is_null().or(objects::valid_from.le(now)));
         q = q.filter(objects::valid_until.is_null().or(objects::valid_until.gt(now)));
     }
-    let lower = match (f.added_after, p.after) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    if let Some(t) = lower {
+    if let Some(t) = lower_bound(p) {
         q = q.filter(objects::date_added.gt(t));
     }
     q
+}
+
+/// The position a page starts after: its `added_after` or the previous page's last position.
+fn lower_bound(p: &PageQuery<'_>) -> Option<Micros> {
+    match (p.filter.added_after, p.after) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The posting keys a page query is read through (see `filter_tags`): those of its labels,
+/// else of its confidence bounds, else of its TLP ceiling. `None` when it has none of these
+/// filters, or looks objects up by id or by producer, which have indexes of their own.
+fn posting_keys(p: &PageQuery<'_>) -> Option<Vec<String>> {
+    let f = p.filter;
+    if by_id(p) || !f.created_by.is_empty() {
+        return None;
+    }
+    if !f.labels.is_empty() {
+        return Some(f.labels.iter().map(|l| label_tag(l)).collect());
+    }
+    if f.confidence_gte.is_some() || f.confidence_lte.is_some() {
+        return Some(confidence_tags(f.confidence_gte, f.confidence_lte));
+    }
+    f.tlp.map(|t| tlp_tags(tlp_rank(t)))
+}
+
+/// Positions read from one posting key per step, at most.
+const POSTINGS_STEP_MAX: usize = 8192;
+
+/// One posting key's positions not yet merged.
+struct PostingList {
+    tag: String,
+    /// (position, seq), ascending.
+    buffered: std::collections::VecDeque<(i64, i64)>,
+    /// The last position read from the table.
+    from: Option<i64>,
+    ended: bool,
+}
+
+/// The versions posted under some keys, merged in position order, each once: the candidates
+/// of a filtered page (their seqs). Each key's positions are read in steps, through the postings' primary
+/// key (an index range per key), so a page reads about as many postings as it has candidates.
+struct Postings {
+    collection: i64,
+    lists: Vec<PostingList>,
+    last: Option<i64>,
+}
+
+impl Postings {
+    fn new(collection: i64, tags: Vec<String>, after: Option<i64>) -> Postings {
+        let lists = tags
+            .into_iter()
+            .map(|tag| PostingList { tag, buffered: std::collections::VecDeque::new(), from: after, ended: false })
+            .collect();
+        Postings { collection, lists, last: None }
+    }
+
+    /// The seqs of the next (up to) `n` versions.
+    fn next(&mut self, c: &mut Conn, n: usize) -> StorageResult<Vec<i64>> {
+        let step = n.clamp(16, POSTINGS_STEP_MAX);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            for l in &mut self.lists {
+                if l.buffered.is_empty() && !l.ended {
+                    let read = postings_query(self.collection, &l.tag, l.from, step as i64).load::<(i64, i64)>(c)?;
+                    l.ended = read.len() < step;
+                    l.from = read.last().map(|r| r.0).or(l.from);
+                    l.buffered.extend(read);
+                }
+            }
+            let mut best: Option<(usize, (i64, i64))> = None;
+            for (i, l) in self.lists.iter().enumerate() {
+                if let Some(&v) = l.buffered.front() {
+                    if best.is_none_or(|(_, b)| v.0 < b.0) {
+                        best = Some((i, v));
+                    }
+                }
+            }
+            let Some((i, (at, seq))) = best else { break };
+            if let Some(l) = self.lists.get_mut(i) {
+                l.buffered.pop_front();
+            }
+            // A version posted under two of the keys (two of the labels asked for) comes once.
+            if self.last != Some(at) {
+                out.push(seq);
+                self.last = Some(at);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The versions posted under one key after a position, in position order: (position, seq).
+pub(super) fn postings_query<'a>(
+    collection: i64,
+    tag: &'a str,
+    after: Option<i64>,
+    limit: i64,
+) -> object_tags::BoxedQuery<'a, MultiBackend, (diesel::sql_types::BigInt, diesel::sql_types::BigInt)> {
+    let mut q = object_tags::table
+        .filter(object_tags::collection_key.eq(collection))
+        .filter(object_tags::tag.eq(tag))
+        .select((object_tags::date_added, object_tags::seq))
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(object_tags::date_added.gt(a));
+    }
+    q.order(object_tags::date_added.asc()).limit(limit)
+}
+
+/// Runs `f` on one snapshot of the database: a page read through postings takes several
+/// statements, and its rows and its recorded position must agree.
+fn one_snapshot<T>(c: &mut Conn, f: impl FnOnce(&mut Conn) -> StorageResult<T>) -> StorageResult<T> {
+    c.transaction(|c| {
+        if matches!(c, AnyConnection::Postgresql(_)) {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(c)?;
+        }
+        f(c)
+    })
+}
+
+/// Reads a page through the postings of `tags`: candidate versions a step at a time, read
+/// with every condition of the query (`read` gets their seqs, and says
+/// whether the page is complete and how many rows it still wants), until the page is complete
+/// or the postings end. A step is sized by the share of candidates the steps before kept, so a
+/// filter whose other conditions (or earlier versions) reject most candidates takes few steps,
+/// and one that keeps most reads few more rows than the page holds.
+fn through_postings(
+    c: &mut Conn,
+    p: &PageQuery<'_>,
+    tags: Vec<String>,
+    mut read: impl FnMut(&mut Conn, Vec<i64>) -> StorageResult<(bool, usize)>,
+) -> StorageResult<()> {
+    let mut postings = Postings::new(p.collection, tags, lower_bound(p));
+    let mut wanted = usize::try_from(p.fetch).unwrap_or(POSTINGS_STEP_MAX);
+    let (mut candidates, mut kept) = (0usize, 0usize);
+    loop {
+        // Candidates per row kept so far (at first: one), with a margin.
+        let step = wanted.saturating_mul(candidates.max(1)) / kept.max(1);
+        let step = step.saturating_add(step / 4 + 16).clamp(16, POSTINGS_STEP_MAX);
+        let at = postings.next(c, step)?;
+        let ended = at.len() < step;
+        candidates += at.len();
+        if at.is_empty() {
+            return Ok(());
+        }
+        let (complete, still_wanted) = read(c, at)?;
+        if complete || ended {
+            return Ok(());
+        }
+        kept += wanted.saturating_sub(still_wanted);
+        wanted = still_wanted;
+    }
 }
 
 /// How many versions a page query matches from its position on (the TAXII 2.0 view's
 /// `Content-Range` total): a count over the same index range the pages read.
 pub fn count_rows(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<i64> {
     let q = objects::table.select(diesel::dsl::count_star()).into_boxed();
-    Ok(filtered(q, p).get_result(c)?)
+    Ok(filtered(q, p, None).get_result(c)?)
 }
 
 /// The `date_added` of the version at `offset` (0-based) among those a page query matches: a
@@ -849,15 +1101,27 @@ pub fn page_with_bodies(
     use diesel::connection::DefaultLoadingMode;
     let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
     let mut bytes = 0usize;
-    for row in bodies_query(p).load_iter::<(VersionRow, String, Option<i64>), DefaultLoadingMode>(c)? {
-        let (version, body, snapshot) = row?;
-        if !out.rows.is_empty() && bytes + body.len() > byte_budget {
-            out.cut = true;
-            return Ok(out);
+    // Adds the rows of one query: whether the page is complete, and how many rows it wants.
+    let mut take = |c: &mut Conn, at: Option<Vec<i64>>| -> StorageResult<(bool, usize)> {
+        let want = PageQuery { fetch: p.fetch.saturating_sub(out.rows.len() as i64), ..p.clone() };
+        for row in bodies_query_at(&want, at).load_iter::<(VersionRow, String, Option<i64>), DefaultLoadingMode>(c)? {
+            let (version, body, snapshot) = row?;
+            if !out.rows.is_empty() && bytes + body.len() > byte_budget {
+                out.cut = true;
+                return Ok((true, 0));
+            }
+            bytes += body.len();
+            out.snapshot = snapshot;
+            out.rows.push((version, body));
         }
-        bytes += body.len();
-        out.snapshot = snapshot;
-        out.rows.push((version, body));
+        let still = p.fetch.saturating_sub(out.rows.len() as i64);
+        Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
+    };
+    match posting_keys(p) {
+        None => {
+            take(c, None)?;
+        }
+        Some(tags) => one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?,
     }
     Ok(out)
 }
@@ -868,6 +1132,14 @@ type VersionCols = (diesel::sql_types::BigInt, diesel::sql_types::BigInt, Text, 
 pub(super) fn bodies_query<'a>(
     p: &PageQuery<'a>,
 ) -> Boxed<'a, (VersionCols, Text, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
+    bodies_query_at(p, None)
+}
+
+/// As [`bodies_query`], over the versions at some positions only.
+pub(super) fn bodies_query_at<'a>(
+    p: &PageQuery<'a>,
+    at: Option<Vec<i64>>,
+) -> Boxed<'a, (VersionCols, Text, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
     let q = objects::table
         .select((
             (objects::seq, objects::date_added, objects::stix_id, objects::version, objects::spec_version),
@@ -875,12 +1147,20 @@ pub(super) fn bodies_query<'a>(
             clock_of(p.collection),
         ))
         .into_boxed();
-    apply(q, p)
+    apply_at(q, p, at)
 }
 
 /// The query of a page without the JSON text (manifest, versions).
 pub(super) fn rows_query<'a>(
     p: &PageQuery<'a>,
+) -> Boxed<'a, (VersionCols, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
+    rows_query_at(p, None)
+}
+
+/// As [`rows_query`], over the versions at some positions only.
+fn rows_query_at<'a>(
+    p: &PageQuery<'a>,
+    at: Option<Vec<i64>>,
 ) -> Boxed<'a, (VersionCols, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
     let q = objects::table
         .select((
@@ -888,14 +1168,30 @@ pub(super) fn rows_query<'a>(
             clock_of(p.collection),
         ))
         .into_boxed();
-    apply(q, p)
+    apply_at(q, p, at)
 }
 
 /// A page of versions without their JSON text (manifest, versions).
 pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRow>> {
-    let rows: Vec<(VersionRow, Option<i64>)> = rows_query(p).load(c)?;
-    let snapshot = rows.first().and_then(|r| r.1);
-    Ok(PageRows { rows: rows.into_iter().map(|r| r.0).collect(), snapshot, cut: false })
+    let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
+    let mut take = |c: &mut Conn, at: Option<Vec<i64>>| -> StorageResult<(bool, usize)> {
+        let want = p.fetch.saturating_sub(out.rows.len() as i64);
+        let rows: Vec<(VersionRow, Option<i64>)> =
+            rows_query_at(&PageQuery { fetch: want, ..p.clone() }, at).load(c)?;
+        if let Some(s) = rows.first().and_then(|r| r.1) {
+            out.snapshot = Some(s);
+        }
+        out.rows.extend(rows.into_iter().map(|r| r.0));
+        let still = p.fetch.saturating_sub(out.rows.len() as i64);
+        Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
+    };
+    match posting_keys(p) {
+        None => {
+            take(c, None)?;
+        }
+        Some(tags) => one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?,
+    }
+    Ok(out)
 }
 
 /// Whether the collection holds any version of an object (from one of `sources`, in a derived
@@ -1012,6 +1308,8 @@ pub fn delete(
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
         diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;
     }
+    let posted: Vec<Posted> = rows.iter().map(|(seq, f, fa)| (f.4, *seq, tags_of(fa))).collect();
+    unpost_tags(c, collection, &posted)?;
     if !seqs.is_empty() {
         recompute_flags(c, collection, stix_id)?;
         let gone: Vec<(String, String)> = rows.iter().map(|(_, f, _)| (f.1.clone(), f.2.clone())).collect();
@@ -1068,6 +1366,7 @@ fn withdraw(
         });
         if mask == d.bit {
             diesel::delete(objects::table.filter(objects::seq.eq(seq))).execute(c)?;
+            unpost_tags(c, d.key, &[(facts.4, seq, tags_of(&facets))])?;
         } else {
             diesel::update(objects::table.filter(objects::seq.eq(seq)))
                 .set(objects::source_mask.eq(mask & !d.bit))
@@ -1125,6 +1424,8 @@ pub fn purge_before(
     for chunk in seqs.chunks(LOOKUP_CHUNK) {
         diesel::delete(objects::table.filter(objects::seq.eq_any(chunk))).execute(c)?;
     }
+    let posted: Vec<Posted> = gone.iter().map(|(seq, _, f, fa)| (f.4, *seq, tags_of(fa))).collect();
+    unpost_tags(c, collection, &posted)?;
     let mut by_id: HashMap<&str, Vec<(String, String)>> = HashMap::new();
     for (_, id, f, _) in &gone {
         by_id.entry(id.as_str()).or_default().push((f.1.clone(), f.2.clone()));
@@ -1161,6 +1462,9 @@ pub fn activate(c: &mut Conn, feed: &Derived, now: Micros, withdrawn: &mut Vec<W
     let mut next = now.max(last + 1);
     for (seq, _, id, facts, facets) in due.iter().cloned() {
         diesel::update(objects::table.filter(objects::seq.eq(seq))).set(objects::date_added.eq(next)).execute(c)?;
+        let tags = tags_of(&facets);
+        unpost_tags(c, collection, &[(facts.4, seq, tags.clone())])?;
+        post_tags(c, collection, &[(next, seq, tags)])?;
         next += 1;
         withdrawn.push(Withdrawn { derived: feed.id.clone(), stix_id: id, removed: true, facts, facets });
     }
@@ -1183,20 +1487,62 @@ pub fn count_expired(c: &mut Conn, collection: i64, from: Micros, to: Micros) ->
 /// Versions read per step when a derived collection is rebuilt or facets are filled in.
 const REBUILD_BATCH: i64 = 1000;
 
+/// What leaves a collection in one step, handed to the caller inside the transaction (the
+/// service records it in the audit trail).
+pub type WithdrawnSink<'s> = dyn FnMut(&mut Conn, &[Withdrawn]) -> StorageResult<()> + 's;
+
 /// Fills a derived collection anew from its sources (call inside a write transaction, with the
 /// sources' clocks locked first: see [`lock_clocks`]): every version the sources hold, source by
 /// source in the order they were added, goes through the filter as if it were written now.
+/// The versions it held before leave it: they are handed to `gone`, a batch at a time, before
+/// they are deleted (so that the audit trail keeps what was served from their old positions).
 /// Returns the versions the derived collection holds afterwards.
 pub fn rebuild_derived(
     c: &mut Conn,
-    derived_key: i64,
+    derived: (&str, i64),
     filter: &FeedFilter,
     sources: &[(i64, i64)],
     now: Micros,
+    gone: &mut WithdrawnSink<'_>,
 ) -> StorageResult<i64> {
+    let (derived_id, derived_key) = derived;
     last_date_added(c, derived_key)?;
+    let mut after = i64::MIN;
+    loop {
+        let held: Vec<(String, VersionFacts, FacetCols)> = objects::table
+            .filter(objects::collection_key.eq(derived_key))
+            .filter(objects::date_added.gt(after))
+            .order(objects::date_added.asc())
+            .limit(REBUILD_BATCH)
+            .select((
+                objects::stix_id,
+                (
+                    objects::version,
+                    objects::version_key,
+                    objects::spec_version,
+                    objects::stix_type,
+                    objects::date_added,
+                ),
+                facet_cols(),
+            ))
+            .load(c)?;
+        let Some(last) = held.last().map(|h| h.1 .4) else { break };
+        after = last;
+        let batch: Vec<Withdrawn> = held
+            .into_iter()
+            .map(|(stix_id, facts, facets)| Withdrawn {
+                derived: derived_id.to_owned(),
+                stix_id,
+                removed: true,
+                facts,
+                facets,
+            })
+            .collect();
+        gone(c, &batch)?;
+    }
     diesel::delete(objects::table.filter(objects::collection_key.eq(derived_key))).execute(c)?;
-    let d = Derived { id: String::new(), key: derived_key, bit: 0, filter: filter.clone() };
+    diesel::delete(object_tags::table.filter(object_tags::collection_key.eq(derived_key))).execute(c)?;
+    let d = Derived { id: derived_id.to_owned(), key: derived_key, bit: 0, filter: filter.clone() };
     for &(source, bit) in sources {
         let d = Derived { bit, ..d.clone() };
         let mut after = i64::MIN;
@@ -1319,6 +1665,68 @@ pub fn backfill_facets(c: &mut Conn, ran: &[String]) -> StorageResult<u64> {
         filled += n;
         if filled > 0 && filled % 100_000 < REBUILD_BATCH as u64 {
             tracing::info!(filled, upto, "filling in the facets of stored versions");
+        }
+    }
+}
+
+/// Adds the filter postings of the versions stored before the `filter_postings` migration
+/// (which records, as `tags_backfill` = "done:upto", the highest `seq` to do), one batch per
+/// transaction, resumably, from the stored facet columns. Returns the versions done.
+pub fn backfill_tags(c: &mut Conn) -> StorageResult<u64> {
+    const KEY: &str = "tags_backfill";
+    let mut done_total = 0u64;
+    loop {
+        let Some(state) = super::meta_get(c, KEY)? else { return Ok(done_total) };
+        let (done, upto) = state
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+            .unwrap_or((0, 0));
+        if done >= upto {
+            return Ok(done_total);
+        }
+        let n = c.transaction::<_, StorageError, _>(|c| {
+            type Row = (i64, i64, i64, Option<i32>, Option<i32>, Option<String>);
+            let rows: Vec<Row> = objects::table
+                .filter(objects::seq.gt(done))
+                .filter(objects::seq.le(upto))
+                .order(objects::seq.asc())
+                .limit(REBUILD_BATCH)
+                .select((
+                    objects::seq,
+                    objects::collection_key,
+                    objects::date_added,
+                    objects::confidence,
+                    objects::tlp,
+                    objects::labels,
+                ))
+                .load(c)?;
+            let reached = rows.last().map_or(upto, |r| r.0);
+            let tags: Vec<(i64, i64, i64, Vec<String>)> =
+                rows.iter().map(|r| (r.1, r.2, r.0, filter_tags(r.3, r.4, r.5.as_deref()))).collect();
+            let new: Vec<NewTag<'_>> = tags
+                .iter()
+                .flat_map(|(key, at, seq, tags)| {
+                    tags.iter().map(move |t| NewTag { collection_key: *key, tag: t, date_added: *at, seq: *seq })
+                })
+                .collect();
+            match &mut *c {
+                AnyConnection::Sqlite(c) => {
+                    for t in &new {
+                        diesel::insert_or_ignore_into(object_tags::table).values(t).execute(c)?;
+                    }
+                }
+                AnyConnection::Postgresql(c) => {
+                    for chunk in new.chunks(LOOKUP_CHUNK) {
+                        diesel::insert_into(object_tags::table).values(chunk).on_conflict_do_nothing().execute(c)?;
+                    }
+                }
+            }
+            super::meta_set(c, KEY, &format!("{reached}:{upto}"))?;
+            Ok(rows.len() as u64)
+        })?;
+        done_total += n;
+        if done_total > 0 && done_total % 100_000 < REBUILD_BATCH as u64 {
+            tracing::info!(done = done_total, upto, "adding the filter postings of stored versions");
         }
     }
 }

@@ -9,7 +9,9 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Integer, Text};
 
-use super::objects::{bodies_query, exists_query, rows_query, stored_versions, versions_query, PageQuery};
+use super::objects::{
+    bodies_query, bodies_query_at, exists_query, postings_query, rows_query, stored_versions, versions_query, PageQuery,
+};
 use super::{AnyConnection, Conn, StorageResult};
 use crate::model::filter::Filter;
 
@@ -51,7 +53,8 @@ pub struct HotPlan {
 }
 
 /// Explains every hot query on `collection`, with `ids` (up to 500, as an envelope's lookup) as
-/// the ids looked up, `ids[0]` as the one object, and `after` as a paging position.
+/// the ids looked up, `ids[0]` as the one object, and `after` as a paging position (the
+/// postings read are those of the label `rare`).
 ///
 /// # Errors
 /// Database failures.
@@ -70,6 +73,7 @@ pub fn explain_hot_queries(
     let related = Filter { relationships_all: vec![one.to_owned()], ..Filter::default() };
     let authored =
         Filter { created_by: vec!["identity--00000000-0000-4000-8000-000000000000".to_owned()], ..Filter::default() };
+    let labelled = Filter { labels: vec!["rare".to_owned()], ..Filter::default() };
     let page = |object, filter, after| PageQuery {
         collection,
         object,
@@ -88,6 +92,9 @@ pub fn explain_hot_queries(
         page(None, &related, None),
         page(None, &authored, Some(after)),
     );
+    let p_labelled = page(None, &labelled, Some(after));
+    // The seqs a step of postings gives (100 of them).
+    let posted: Vec<i64> = (1..=100).map(|i| after + i * 1000).collect();
     let mut out = Vec::new();
     macro_rules! explain {
         ($name:expr, $query:expr) => {{
@@ -106,6 +113,8 @@ pub fn explain_hot_queries(
     explain!("versions", versions_query(collection, one));
     explain!("match[relationships-all] page", bodies_query(&p_related));
     explain!("match[created_by_ref] page after a position", bodies_query(&p_authored));
+    explain!("postings of a label after a position", postings_query(collection, "l:rare", Some(after), 1001));
+    explain!("match[labels] page: the posted versions by seq", bodies_query_at(&p_labelled, Some(posted)));
     Ok(out)
 }
 

@@ -108,6 +108,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    object_tags (collection_key, tag, date_added) {
+        collection_key -> BigInt,
+        tag -> Text,
+        date_added -> BigInt,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
     collection_clock (collection_key) {
         collection_key -> BigInt,
         collection_id -> Text,
@@ -209,6 +218,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     grants,
     credentials,
     objects,
+    object_tags,
     collection_clock,
     statuses,
     audit_chains,

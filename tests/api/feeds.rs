@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+const TLP_WHITE: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
 const TLP_GREEN: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
 const TLP_AMBER: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
 const TLP_RED: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
@@ -192,6 +193,125 @@ fn richer_filters_on_every_collection() {
     }
     let r = s.get(&format!("{p}?match[colour]=red"), &as_("bob"));
     assert!(r.json()["description"].as_str().unwrap().contains("confidence-gte"), "it lists the fields");
+}
+
+/// The labels, confidence and TLP filters are read through their postings (`object_tags`),
+/// checked against a model: 400 indicators with random labels (one of them rare), confidence
+/// and TLP markings, a second version of some (with other facets, so that an earlier version
+/// matches where the latest does not), some deleted (one version or all), read with each filter
+/// in pages of several sizes, default view and `match[version]=all`, objects and manifest:
+/// every read gives exactly the model's versions, in position order, each once.
+#[test]
+fn richer_filters_page_exactly_through_their_postings() {
+    let s = base_server();
+    let mut rng = Rng(0x5eed_f11e);
+    let markings = [None, Some(TLP_WHITE), Some(TLP_GREEN), Some(TLP_AMBER), Some(TLP_RED)];
+    // (id, modified, labels, confidence, tlp rank), in the order stored (= position order).
+    type Version = (String, &'static str, Vec<&'static str>, Option<i64>, Option<i32>);
+    let mut stored: Vec<Version> = Vec::new();
+    let random_version = |rng: &mut Rng, id: &str, modified: &'static str| -> (Version, Value) {
+        let mut labels = Vec::new();
+        for (label, percent) in [("rare", 2), ("blue", 30), ("green-team", 30)] {
+            if rng.chance(percent) {
+                labels.push(label);
+            }
+        }
+        let confidence = (!rng.chance(20)).then(|| rng.below(101) as i64);
+        let m = rng.below(markings.len());
+        let tlp = (m > 0).then(|| [0, 0, 1, 2, 4][m]);
+        let mut v = ind(id, modified, confidence, markings[m]);
+        if !labels.is_empty() {
+            v["labels"] = json!(labels);
+        }
+        ((id.to_owned(), modified, labels, confidence, tlp), v)
+    };
+    let ids: Vec<String> = (0..400).map(|_| new_id("indicator")).collect();
+    for chunk in ids.chunks(50) {
+        let (versions, bodies): (Vec<Version>, Vec<Value>) =
+            chunk.iter().map(|id| random_version(&mut rng, id, "2021-01-01T00:00:00.000Z")).unzip();
+        s.add("r", SHARED, &as_("alice"), &bodies);
+        stored.extend(versions);
+    }
+    let updated: Vec<String> = ids.iter().filter(|_| rng.chance(20)).cloned().collect();
+    for chunk in updated.chunks(50) {
+        let (versions, bodies): (Vec<Version>, Vec<Value>) =
+            chunk.iter().map(|id| random_version(&mut rng, id, "2022-01-01T00:00:00.000Z")).unzip();
+        s.add("r", SHARED, &as_("alice"), &bodies);
+        stored.extend(versions);
+    }
+    // Deletions: every version of some objects; the second version of some updated ones.
+    let p = objects_path(SHARED);
+    for id in ids.iter().filter(|_| rng.chance(4)) {
+        s.delete(&format!("{p}{id}/"), &as_("alice")).expect(200);
+        stored.retain(|v| v.0 != *id);
+    }
+    for id in updated.iter().filter(|_| rng.chance(25)) {
+        if stored.iter().any(|v| v.0 == *id && v.1.starts_with("2022")) {
+            s.delete(&format!("{p}{id}/?match[version]=2022-01-01T00:00:00.000Z"), &as_("alice")).expect(200);
+            stored.retain(|v| !(v.0 == *id && v.1.starts_with("2022")));
+        }
+    }
+    let latest = |v: &Version| !stored.iter().any(|w| w.0 == v.0 && w.1 > v.1);
+    type Pred = Box<dyn Fn(&Version) -> bool>;
+    let filters: Vec<(&str, Pred)> = vec![
+        ("match[labels]=rare", Box::new(|v: &Version| v.2.contains(&"rare"))),
+        ("match[labels]=rare,BLUE", Box::new(|v: &Version| v.2.contains(&"rare") || v.2.contains(&"blue"))),
+        ("match[tlp]=green", Box::new(|v: &Version| v.4.is_none_or(|t| t <= 1))),
+        ("match[tlp]=white", Box::new(|v: &Version| v.4.is_none_or(|t| t == 0))),
+        ("match[tlp]=red", Box::new(|_: &Version| true)),
+        ("match[confidence-gte]=90", Box::new(|v: &Version| v.3.is_some_and(|c| c >= 90))),
+        ("match[confidence-lte]=10", Box::new(|v: &Version| v.3.is_some_and(|c| c <= 10))),
+        (
+            "match[confidence-gte]=35&match[confidence-lte]=64",
+            Box::new(|v: &Version| v.3.is_some_and(|c| (35..=64).contains(&c))),
+        ),
+        ("match[confidence-gte]=70&match[confidence-lte]=20", Box::new(|_: &Version| false)),
+        (
+            "match[labels]=green-team&match[tlp]=amber&match[confidence-gte]=50",
+            Box::new(|v: &Version| {
+                v.2.contains(&"green-team") && v.4.is_none_or(|t| t <= 2) && v.3.is_some_and(|c| c >= 50)
+            }),
+        ),
+    ];
+    let mut checked = 0;
+    for (query, pred) in &filters {
+        for all_versions in [false, true] {
+            let want: Vec<(String, String)> = stored
+                .iter()
+                .filter(|v| (all_versions || latest(v)) && pred(v))
+                .map(|v| (v.0.clone(), v.1.to_owned()))
+                .collect();
+            let query = if all_versions { format!("{query}&match[version]=all") } else { (*query).to_owned() };
+            for limit in [3, 50, 1000] {
+                let got: Vec<(String, String)> = s
+                    .read_all(&format!("{p}?{query}"), &as_("bob"), limit)
+                    .iter()
+                    .map(|o| (o["id"].as_str().unwrap().to_owned(), o["modified"].as_str().unwrap().to_owned()))
+                    .collect();
+                assert!(
+                    got == want,
+                    "{query}, limit {limit}: {} versions where the model has {} (in position order); first difference at {:?}",
+                    got.len(),
+                    want.len(),
+                    got.iter().zip(&want).position(|(a, b)| a != b)
+                );
+                checked += 1;
+            }
+            let manifest: Vec<(String, String)> = s
+                .read_all(&format!("/r/collections/{SHARED}/manifest/?{query}"), &as_("bob"), 7)
+                .iter()
+                .map(|o| (o["id"].as_str().unwrap().to_owned(), o["version"].as_str().unwrap().to_owned()))
+                .collect();
+            assert!(
+                manifest == want,
+                "{query}: manifest: {} records where the model has {}",
+                manifest.len(),
+                want.len()
+            );
+        }
+    }
+    assert_eq!(checked, filters.len() * 6);
+    assert!(stored.iter().filter(|v| v.2.contains(&"rare")).count() >= 3, "the rare label is in the data");
 }
 
 /// `match[relationships-all]`: the objects named, with the relationships that refer to them
@@ -759,6 +879,39 @@ fn recipients_follow_richer_filters_feeds_taxii20_and_purges() {
     assert_eq!(recipients_of(&s, &plain), ["bob"].iter().map(|p| p.to_string()).collect());
     let (_, export, _) = s.cli(&["audit", "export", "--collection", FEED], None);
     assert!(export.contains("feed_withdraw") && export.contains("retention_purge"), "{export}");
+    let (ok, out, err) = s.cli(&["audit", "verify"], None);
+    assert!(ok, "{out}{err}");
+}
+
+/// A rebuild of a derived collection (its filter changed) gives its contents new positions, and
+/// what it served before is still attributed: the versions it held leave it with a
+/// `feed_withdraw` record (cause `apply`) in its chain, with their old positions.
+#[test]
+fn a_rebuilt_feed_still_knows_who_it_served_before() {
+    let s = feed_server();
+    let (kept, dropped) = (new_id("indicator"), new_id("indicator"));
+    s.add(
+        "r",
+        ALLIANCE,
+        &as_("alice"),
+        &[
+            ind(&kept, "2021-01-01T00:00:00.000Z", Some(90), None),
+            ind(&dropped, "2021-01-01T00:00:00.000Z", Some(60), None),
+        ],
+    );
+    // bob reads the feed before the rebuild only; siem before and after.
+    assert_eq!(all_ids(&s, FEED, "bob"), set(&[&kept, &dropped]));
+    assert_eq!(all_ids(&s, FEED, "siem"), set(&[&kept, &dropped]));
+    let plan = s.apply(&FEED_POLICY.replace("confidence_min = 50", "confidence_min = 70"));
+    assert!(plan.contains("derived contents rebuilt"), "{plan}");
+    assert!(wait_until(|| try_ids(&s, FEED, "siem") == Some(set(&[&kept]))));
+    settle(&s);
+    let both: BTreeSet<String> = ["bob", "siem"].iter().map(|p| p.to_string()).collect();
+    assert_eq!(recipients_of(&s, &kept), both, "bob was served it before the rebuild only");
+    assert_eq!(recipients_of(&s, &dropped), both, "no longer in the feed, served before");
+    let (_, export, _) = s.cli(&["audit", "export", "--collection", FEED], None);
+    let withdrawal = export.lines().find(|l| l.contains("feed_withdraw")).unwrap_or_default();
+    assert!(withdrawal.contains("apply") && withdrawal.contains(&dropped), "{export}");
     let (ok, out, err) = s.cli(&["audit", "verify"], None);
     assert!(ok, "{out}{err}");
 }

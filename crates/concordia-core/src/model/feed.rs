@@ -118,6 +118,61 @@ pub fn tlp_rank(t: Tlp) -> i32 {
     }
 }
 
+/// The filter postings of a version (table `object_tags`): the keys under which the richer
+/// filters find it without reading the collection. One per label (`l:<label>`, or `h:` and a
+/// digest for a label too long to be an index key), one for its TLP level (`t:0` … `t:4`, `t:-`
+/// unmarked) and one for its confidence decile (`c:0` … `c:10`, none without `confidence`).
+/// `confidence`, `tlp` and `labels` are the stored columns (`tlp_rank`, `labels_column`).
+pub fn filter_tags(confidence: Option<i32>, tlp: Option<i32>, labels: Option<&str>) -> Vec<String> {
+    let mut out = Vec::with_capacity(3);
+    out.push(tlp.map_or_else(|| "t:-".to_owned(), |t| format!("t:{t}")));
+    if let Some(c) = confidence {
+        out.push(confidence_tag(c));
+    }
+    for l in labels.into_iter().flat_map(|l| l.split(LABEL_SEPARATOR)).filter(|l| !l.is_empty()) {
+        out.push(label_tag(l));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Labels longer than this (in bytes) are posted under a digest (PostgreSQL refuses index keys
+/// over about 2.7 kB).
+const LABEL_TAG_MAX: usize = 200;
+
+/// The posting key of a (normalised) label.
+pub fn label_tag(label: &str) -> String {
+    if label.len() <= LABEL_TAG_MAX {
+        return format!("l:{label}");
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(label.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("h:{hex}")
+}
+
+/// The posting key of a confidence value: its decile (values outside 0–100 go to the nearest).
+pub fn confidence_tag(confidence: i32) -> String {
+    format!("c:{}", confidence.clamp(0, 100) / 10)
+}
+
+/// The posting keys that hold every version with `confidence` within the bounds (a superset
+/// at the edges: the bounds themselves are checked on the rows).
+pub fn confidence_tags(min: Option<i32>, max: Option<i32>) -> Vec<String> {
+    let lo = min.unwrap_or(0).clamp(0, 100) / 10;
+    let hi = max.unwrap_or(100).clamp(0, 100) / 10;
+    if min.is_some_and(|m| m > 100) || max.is_some_and(|m| m < 0) {
+        return Vec::new();
+    }
+    (lo..=hi).map(|d| format!("c:{d}")).collect()
+}
+
+/// The posting keys of every version at or below a TLP level (`tlp_rank`), unmarked included.
+pub fn tlp_tags(max_rank: i32) -> Vec<String> {
+    std::iter::once("t:-".to_owned()).chain((0..=max_rank.clamp(-1, 4)).map(|r| format!("t:{r}"))).collect()
+}
+
 /// The filter of a derived collection (`[collections.filter]` in the policy). Every key given
 /// must hold; a list matches when any of its values does.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,6 +350,41 @@ impl FeedSettings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn filter_postings_of_a_version() {
+        assert_eq!(super::filter_tags(None, None, None), ["t:-"]);
+        assert_eq!(
+            super::filter_tags(Some(87), Some(1), Some("\u{1f}apt28\u{1f}c2\u{1f}")),
+            ["c:8", "l:apt28", "l:c2", "t:1"]
+        );
+        assert_eq!(super::filter_tags(Some(100), Some(4), None), ["c:10", "t:4"]);
+        assert_eq!(super::filter_tags(Some(-5), None, None), ["c:0", "t:-"], "out of range: the nearest decile");
+        let long = "x".repeat(500);
+        let tag = super::label_tag(&long);
+        assert!(tag.starts_with("h:") && tag.len() == 34, "{tag}");
+        assert_eq!(tag, super::label_tag(&long), "the same label, the same key");
+        assert_ne!(tag, super::label_tag(&"x".repeat(501)));
+    }
+
+    #[test]
+    fn posting_keys_of_the_richer_filters_cover_every_match() {
+        assert_eq!(super::confidence_tags(Some(80), None), ["c:8", "c:9", "c:10"]);
+        assert_eq!(super::confidence_tags(None, Some(19)), ["c:0", "c:1"]);
+        assert_eq!(super::confidence_tags(Some(35), Some(64)), ["c:3", "c:4", "c:5", "c:6"]);
+        assert!(super::confidence_tags(Some(70), Some(20)).is_empty(), "nothing between");
+        assert_eq!(super::tlp_tags(1), ["t:-", "t:0", "t:1"]);
+        assert_eq!(super::tlp_tags(4).len(), 6);
+        // Every value within the bounds is posted under one of the keys asked for.
+        for c in 0..=100 {
+            for (lo, hi) in [(Some(0), None), (Some(45), Some(55)), (None, Some(100)), (Some(99), Some(100))] {
+                let inside = lo.is_none_or(|l| c >= l) && hi.is_none_or(|h| c <= h);
+                if inside {
+                    assert!(super::confidence_tags(lo, hi).contains(&super::confidence_tag(c)), "{c} {lo:?} {hi:?}");
+                }
+            }
+        }
+    }
+
     use super::*;
 
     fn facets(json: &str) -> Facets {
