@@ -44,6 +44,8 @@ FEED_FILTERED = [
     ("confidence", "`match[confidence-gte]=80` + `added_after` mid-way, 100/page"),
     ("tlp", "`match[tlp]=green` + `added_after` mid-way, 100/page"),
     ("created_by", "`match[created_by_ref]=<an author>` + `added_after` mid-way, 100/page"),
+    ("rare_label", "`match[labels]=kestrel` (about 1.7 % of the objects) + `added_after` mid-way, 100/page"),
+    ("no_match", "`match[labels]=no-such-label` (no object) + `added_after` mid-way, 100/page"),
     ("related", "`match[relationships-all]` of a random object"),
 ]
 

@@ -412,9 +412,9 @@ feeds() {
   ((${known:-0} > 0)) || return 0
   if ((runs > 1)); then what+=" (run $run_no of $runs)"; fi
   local t=(--url "$url" --api-root bench)
-  log "$what: richer filters (labels, confidence, tlp, created_by, related), $connections connections"
+  log "$what: richer filters (labels, confidence, tlp, created_by, rare_label, no_match, related), $connections connections"
   bench "$server" "$n" $((5 * duration + 600)) filtered "${t[@]}" --collection "$C1" --file "$file" --known "$known" \
-    --workload labels,confidence,tlp,created_by,related --connections "$connections" --duration "$duration" \
+    --workload labels,confidence,tlp,created_by,rare_label,no_match,related --connections "$connections" --duration "$duration" \
     --tag feed=1 >&2
   log "$what: derived collection: apply fills it"
   t0=$(date +%s%N)

@@ -370,6 +370,10 @@ const TLP: &[&str] = &[
     "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487", // TLP 2.0 CLEAR
     "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421", // TLP 2.0 AMBER
 ];
+/// A family's label (`FAMILIES` in lower case, spaces as hyphens): half of the indicators of one
+/// family of the 16 in `FAMILIES` carry it, about 1.7 % of the objects (a selective filter).
+const RARE_LABEL: &str = "kestrel";
+
 const FAMILIES: &[&str] = &[
     "Cryptofrost",
     "Nightjar",
@@ -1583,6 +1587,10 @@ enum Kind {
     Confidence,
     Tlp,
     CreatedBy,
+    /// Selective filters: a label on about 1.7 % of the objects; a label on none (the worst case
+    /// for a filter evaluated on rows: every row after the position is looked at).
+    RareLabel,
+    NoMatch,
     /// `match[relationships-all]` of a random object.
     Related,
 }
@@ -1597,6 +1605,8 @@ impl Kind {
             Kind::Confidence => "confidence",
             Kind::Tlp => "tlp",
             Kind::CreatedBy => "created_by",
+            Kind::RareLabel => "rare_label",
+            Kind::NoMatch => "no_match",
             Kind::Related => "related",
         }
     }
@@ -1609,9 +1619,11 @@ impl Kind {
             "confidence" => Ok(Kind::Confidence),
             "tlp" => Ok(Kind::Tlp),
             "created_by" => Ok(Kind::CreatedBy),
+            "rare_label" => Ok(Kind::RareLabel),
+            "no_match" => Ok(Kind::NoMatch),
             "related" => Ok(Kind::Related),
             other => bail!(
-                "unknown workload {other:?} (id, type, manifest, labels, confidence, tlp, created_by, related or mixed)"
+                "unknown workload {other:?} (id, type, manifest, labels, confidence, tlp, created_by, rare_label, no_match, related or mixed)"
             ),
         }
     }
@@ -1624,6 +1636,8 @@ impl Kind {
             Kind::Confidence => format!("objects/?match[confidence-gte]=80&added_after=<mid>&limit={page}"),
             Kind::Tlp => format!("objects/?match[tlp]=green&added_after=<mid>&limit={page}"),
             Kind::CreatedBy => format!("objects/?match[created_by_ref]=<an author>&added_after=<mid>&limit={page}"),
+            Kind::RareLabel => format!("objects/?match[labels]={RARE_LABEL}&added_after=<mid>&limit={page}"),
+            Kind::NoMatch => format!("objects/?match[labels]=no-such-label&added_after=<mid>&limit={page}"),
             Kind::Related => "objects/?match[relationships-all]=<random known id>".to_owned(),
         }
     }
@@ -1706,10 +1720,16 @@ fn check_response(kind: Kind, r: &Response, id: &str, page: usize, full: bool) -
                 bail!("manifest page has {} records", m.objects.len());
             }
         }
-        Kind::Labels | Kind::Confidence | Kind::Tlp | Kind::CreatedBy => {
+        Kind::Labels | Kind::Confidence | Kind::Tlp | Kind::CreatedBy | Kind::RareLabel => {
             let p: PageObjects = serde_json::from_slice(&r.body)?;
             if p.objects.len() > page {
                 bail!("{} page has {} objects", kind.name(), p.objects.len());
+            }
+        }
+        Kind::NoMatch => {
+            let p: PageObjects = serde_json::from_slice(&r.body)?;
+            if !p.objects.is_empty() {
+                bail!("match[labels]=no-such-label returned {} objects", p.objects.len());
             }
         }
         Kind::Related => {
@@ -1782,6 +1802,16 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
             Kind::CreatedBy => ep.coll(&format!(
                 "objects/?match%5Bcreated_by_ref%5D={}&added_after={}&limit={}",
                 enc(&author),
+                enc(&added_after),
+                a.page
+            )),
+            Kind::RareLabel => ep.coll(&format!(
+                "objects/?match%5Blabels%5D={RARE_LABEL}&added_after={}&limit={}",
+                enc(&added_after),
+                a.page
+            )),
+            Kind::NoMatch => ep.coll(&format!(
+                "objects/?match%5Blabels%5D=no-such-label&added_after={}&limit={}",
                 enc(&added_after),
                 a.page
             )),
