@@ -873,7 +873,8 @@ fn posting_keys(p: &PageQuery<'_>) -> Option<Vec<String>> {
     if f.confidence_gte.is_some() || f.confidence_lte.is_some() {
         return Some(confidence_tags(f.confidence_gte, f.confidence_lte));
     }
-    f.tlp.map(|t| tlp_tags(tlp_rank(t)))
+    // A ceiling of RED lets everything through: no postings to read.
+    f.tlp.map(tlp_rank).filter(|r| *r < 4).map(tlp_tags)
 }
 
 /// Positions read from one posting key per step, at most.
