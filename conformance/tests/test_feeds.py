@@ -21,7 +21,7 @@ import time
 import pytest
 
 from support import stix
-from support.taxii import assert_error, assert_ok, ids_of, require_role
+from support.taxii import assert_error, assert_ok, ids_of, random_uuid, require_role
 
 TLP_GREEN = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
 TLP_AMBER = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"
@@ -66,6 +66,41 @@ def test_richer_filters(api):
     api.add(rw, [m, r1, r2])
     body = assert_ok(api.get(api.objects_url(rw), params=[("match[relationships-all]", m["id"])]))
     assert set(ids_of(body)) == {m["id"], r1["id"], r2["id"]}
+
+
+def test_richer_filters_page_on_their_own(api):
+    """The filters without match[id] (which would look the objects up by id): pages of one
+    object through a label only these objects carry, and the confidence and TLP filters from
+    the position just before them; each of ours that matches comes exactly once, in order."""
+    if "derived_feed" not in api.coll:
+        pytest.skip("the server's profile names no feeds: the optional filters are not claimed")
+    rw = api.coll["read_write"]
+    label = f"conformance-{random_uuid()[:12]}"
+    confidence = [96, 10, 97, 55, 99, 20]
+    objs = [stix.indicator(labels=[label] if i % 2 == 0 else ["other"], confidence=c,
+                           object_marking_refs=[TLP_GREEN] if i < 3 else [TLP_AMBER])
+            for i, c in enumerate(confidence)]
+    api.add(rw, objs)
+    ours = [o["id"] for o in objs]
+    first = api.manifest_records(rw, [ours[0]])[0]["date_added"]
+    before = (dt.datetime.fromisoformat(first.replace("Z", "+00:00")) - dt.timedelta(microseconds=1))
+    after = before.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def paged(*params):
+        got = []
+        for _, body in api.pages(api.objects_url(rw), params, limit=1):
+            got.extend(i for i in ids_of(body) if i in ours)
+        return got
+
+    assert paged(("match[labels]", label)) == [ours[0], ours[2], ours[4]]
+    assert paged(("match[labels]", label.upper() + ",no-such-label")) == [ours[0], ours[2], ours[4]]
+    assert paged(("match[labels]", label), ("match[tlp]", "green")) == [ours[0], ours[2]]
+    assert paged(("added_after", after), ("match[confidence-gte]", "95")) == [ours[0], ours[2], ours[4]]
+    assert paged(("added_after", after), ("match[confidence-gte]", "50"),
+                 ("match[confidence-lte]", "60")) == [ours[3]]
+    assert paged(("added_after", after), ("match[tlp]", "green"), ("match[type]", "indicator")) == ours[:3]
+    body = assert_ok(api.get(api.objects_url(rw), params=[("match[labels]", f"{label}-none")]))
+    assert ids_of(body) == [] and not body.get("more", False)
 
 
 def test_derived_feed_admits_by_filter_and_refuses_writes(api):
