@@ -661,7 +661,7 @@ fn apply<'a, ST: 'a>(q: Boxed<'a, ST>, p: &PageQuery<'a>) -> Boxed<'a, ST> {
 
 /// As [`apply`], over some versions only (by seq, found through the filter postings, see
 /// [`Postings`]).
-fn apply_at<'a, ST: 'a>(q: Boxed<'a, ST>, p: &PageQuery<'a>, at: Option<Vec<i64>>) -> Boxed<'a, ST> {
+fn apply_at<'a, ST: 'a>(q: Boxed<'a, ST>, p: &PageQuery<'a>, at: Option<Vec<(i64, i64)>>) -> Boxed<'a, ST> {
     // Positions too: PostgreSQL (before 17) reads `date_added = ANY(…)` from the position
     // index unordered, and would rather walk the collection in order than sort a step's rows.
     let keyed = by_id(p) || at.is_some();
@@ -680,7 +680,7 @@ fn by_id(p: &PageQuery<'_>) -> bool {
 
 /// The filters and the keyset position of a page query, without its order and limit; with
 /// `at`, only the versions with those seqs.
-fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>, at: Option<Vec<i64>>) -> Boxed<'a, ST> {
+fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>, at: Option<Vec<(i64, i64)>>) -> Boxed<'a, ST> {
     // Queries for given ids match few rows: they must look them up through the version index
     // (its key, `ObjectKey`) rather than walk a type/latest/date_added index over the whole
     // collection, so their other terms are written as expressions no index holds (`latest + 0`,
@@ -727,8 +727,14 @@ fn filtered<'a, ST: 'a>(mut q: Boxed<'a, ST>, p: &PageQuery<'a>, at: Option<Vec<
             None => q = q.filter(objects::collection_key.eq(p.collection)),
             // Versions found through the filter postings, by seq: through the primary key only,
             // so the collection is an expression no index holds (see `object_tags`).
-            Some(seqs) => {
-                q = q.filter(objects::seq.eq_any(seqs)).filter((objects::collection_key + 0i64).eq(p.collection))
+            // The position is checked too: a version is taken only at the position it was
+            // posted at (a posting left behind by a move could otherwise bring it twice).
+            Some(at) => {
+                let (positions, seqs): (Vec<i64>, Vec<i64>) = at.into_iter().unzip();
+                q = q
+                    .filter(objects::seq.eq_any(seqs))
+                    .filter((objects::collection_key + 0i64).eq(p.collection))
+                    .filter((objects::date_added + 0i64).eq_any(positions));
             }
         },
         (None, many) => q = q.filter(key_in(p.collection, many.iter().map(String::as_str))),
@@ -877,6 +883,23 @@ fn posting_keys(p: &PageQuery<'_>) -> Option<Vec<String>> {
     f.tlp.map(tlp_rank).filter(|r| *r < 4).map(tlp_tags)
 }
 
+/// Whether every stored version has its filter postings: the backfill of the versions stored
+/// before the `filter_postings` migration is done (until then, as on a node started with
+/// `--no-migrate` while another migrates, the filters are checked on the rows).
+fn postings_complete(c: &mut Conn) -> StorageResult<bool> {
+    let state = super::meta_get(c, TAGS_BACKFILL)?;
+    Ok(state.as_deref().and_then(backfill_state).is_none_or(|(done, upto)| done >= upto))
+}
+
+/// The `meta` key of the postings' backfill: "done:upto" (seqs).
+const TAGS_BACKFILL: &str = "tags_backfill";
+
+/// A backfill's state as `meta` keeps it ("done:upto").
+fn backfill_state(s: &str) -> Option<(i64, i64)> {
+    let (a, b) = s.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
 /// Positions read from one posting key per step, at most.
 const POSTINGS_STEP_MAX: usize = 8192;
 
@@ -908,8 +931,8 @@ impl Postings {
         Postings { collection, lists, last: None }
     }
 
-    /// The seqs of the next (up to) `n` versions.
-    fn next(&mut self, c: &mut Conn, n: usize) -> StorageResult<Vec<i64>> {
+    /// The next (up to) `n` versions: (position, seq).
+    fn next(&mut self, c: &mut Conn, n: usize) -> StorageResult<Vec<(i64, i64)>> {
         let step = n.clamp(16, POSTINGS_STEP_MAX);
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
@@ -935,7 +958,7 @@ impl Postings {
             }
             // A version posted under two of the keys (two of the labels asked for) comes once.
             if self.last != Some(at) {
-                out.push(seq);
+                out.push((at, seq));
                 self.last = Some(at);
             }
         }
@@ -962,7 +985,9 @@ pub(super) fn postings_query<'a>(
 }
 
 /// Runs `f` on one snapshot of the database: a page read through postings takes several
-/// statements, and its rows and its recorded position must agree.
+/// statements, and its rows and its recorded position must agree. Not for use inside a
+/// transaction (PostgreSQL takes `SET TRANSACTION` only as a transaction's first statement):
+/// pages are read on a pooled connection of their own.
 fn one_snapshot<T>(c: &mut Conn, f: impl FnOnce(&mut Conn) -> StorageResult<T>) -> StorageResult<T> {
     c.transaction(|c| {
         if matches!(c, AnyConnection::Postgresql(_)) {
@@ -982,7 +1007,7 @@ fn through_postings(
     c: &mut Conn,
     p: &PageQuery<'_>,
     tags: Vec<String>,
-    mut read: impl FnMut(&mut Conn, Vec<i64>) -> StorageResult<(bool, usize)>,
+    mut read: impl FnMut(&mut Conn, Vec<(i64, i64)>) -> StorageResult<(bool, usize)>,
 ) -> StorageResult<()> {
     let mut postings = Postings::new(p.collection, tags, lower_bound(p));
     let mut wanted = usize::try_from(p.fetch).unwrap_or(POSTINGS_STEP_MAX);
@@ -1103,7 +1128,7 @@ pub fn page_with_bodies(
     let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
     let mut bytes = 0usize;
     // Adds the rows of one query: whether the page is complete, and how many rows it wants.
-    let mut take = |c: &mut Conn, at: Option<Vec<i64>>| -> StorageResult<(bool, usize)> {
+    let mut take = |c: &mut Conn, at: Option<Vec<(i64, i64)>>| -> StorageResult<(bool, usize)> {
         let want = PageQuery { fetch: p.fetch.saturating_sub(out.rows.len() as i64), ..p.clone() };
         for row in bodies_query_at(&want, at).load_iter::<(VersionRow, String, Option<i64>), DefaultLoadingMode>(c)? {
             let (version, body, snapshot) = row?;
@@ -1119,10 +1144,12 @@ pub fn page_with_bodies(
         Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
     };
     match posting_keys(p) {
-        None => {
+        Some(tags) if postings_complete(c)? => {
+            one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?;
+        }
+        _ => {
             take(c, None)?;
         }
-        Some(tags) => one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?,
     }
     Ok(out)
 }
@@ -1139,7 +1166,7 @@ pub(super) fn bodies_query<'a>(
 /// As [`bodies_query`], over the versions at some positions only.
 pub(super) fn bodies_query_at<'a>(
     p: &PageQuery<'a>,
-    at: Option<Vec<i64>>,
+    at: Option<Vec<(i64, i64)>>,
 ) -> Boxed<'a, (VersionCols, Text, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
     let q = objects::table
         .select((
@@ -1161,7 +1188,7 @@ pub(super) fn rows_query<'a>(
 /// As [`rows_query`], over the versions at some positions only.
 fn rows_query_at<'a>(
     p: &PageQuery<'a>,
-    at: Option<Vec<i64>>,
+    at: Option<Vec<(i64, i64)>>,
 ) -> Boxed<'a, (VersionCols, diesel::sql_types::Nullable<diesel::sql_types::BigInt>)> {
     let q = objects::table
         .select((
@@ -1175,7 +1202,7 @@ fn rows_query_at<'a>(
 /// A page of versions without their JSON text (manifest, versions).
 pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRow>> {
     let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
-    let mut take = |c: &mut Conn, at: Option<Vec<i64>>| -> StorageResult<(bool, usize)> {
+    let mut take = |c: &mut Conn, at: Option<Vec<(i64, i64)>>| -> StorageResult<(bool, usize)> {
         let want = p.fetch.saturating_sub(out.rows.len() as i64);
         let rows: Vec<(VersionRow, Option<i64>)> =
             rows_query_at(&PageQuery { fetch: want, ..p.clone() }, at).load(c)?;
@@ -1187,10 +1214,12 @@ pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRo
         Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
     };
     match posting_keys(p) {
-        None => {
+        Some(tags) if postings_complete(c)? => {
+            one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?;
+        }
+        _ => {
             take(c, None)?;
         }
-        Some(tags) => one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?,
     }
     Ok(out)
 }
@@ -1626,10 +1655,7 @@ pub fn backfill_facets(c: &mut Conn, ran: &[String]) -> StorageResult<u64> {
     let mut filled = 0u64;
     loop {
         let Some(state) = super::meta_get(c, KEY)? else { return Ok(filled) };
-        let (done, upto) = state
-            .split_once(':')
-            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
-            .unwrap_or((0, 0));
+        let (done, upto) = backfill_state(&state).unwrap_or((0, 0));
         if done >= upto {
             return Ok(filled);
         }
@@ -1674,14 +1700,11 @@ pub fn backfill_facets(c: &mut Conn, ran: &[String]) -> StorageResult<u64> {
 /// (which records, as `tags_backfill` = "done:upto", the highest `seq` to do), one batch per
 /// transaction, resumably, from the stored facet columns. Returns the versions done.
 pub fn backfill_tags(c: &mut Conn) -> StorageResult<u64> {
-    const KEY: &str = "tags_backfill";
+    const KEY: &str = TAGS_BACKFILL;
     let mut done_total = 0u64;
     loop {
         let Some(state) = super::meta_get(c, KEY)? else { return Ok(done_total) };
-        let (done, upto) = state
-            .split_once(':')
-            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
-            .unwrap_or((0, 0));
+        let (done, upto) = backfill_state(&state).unwrap_or((0, 0));
         if done >= upto {
             return Ok(done_total);
         }

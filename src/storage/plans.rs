@@ -93,8 +93,8 @@ pub fn explain_hot_queries(
         page(None, &authored, Some(after)),
     );
     let p_labelled = page(None, &labelled, Some(after));
-    // The seqs a step of postings gives (100 of them).
-    let posted: Vec<i64> = (1..=100).map(|i| after + i * 1000).collect();
+    // What a step of postings gives: (position, seq) of 100 versions.
+    let posted: Vec<(i64, i64)> = (1..=100).map(|i| (after + i * 1000, after + i * 1000)).collect();
     let mut out = Vec::new();
     macro_rules! explain {
         ($name:expr, $query:expr) => {{
