@@ -35,12 +35,14 @@ pub fn apply_policy(
             // from their old positions.
             let template = operator.record("apply", serde_json::json!({}));
             let mut withdrawn = |c: &mut storage::Conn, gone: &[storage::objects::Withdrawn]| {
-                if operator.audit && !gone.is_empty() {
-                    super::feeds::record_withdrawn(c, &template, gone)?;
+                if gone.is_empty() {
+                    return Ok(());
                 }
-                Ok(())
+                super::feeds::record_withdrawn(c, &template, gone)
             };
-            storage::access::apply_plan(c, &plan, &mut withdrawn)?;
+            let sink: Option<&mut storage::objects::WithdrawnSink<'_>> =
+                if operator.audit { Some(&mut withdrawn) } else { None };
+            storage::access::apply_plan(c, &plan, sink)?;
             let changes: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
             record_operator(c, operator, "apply", serde_json::json!({ "changes": changes, "prune": prune }))?;
         }

@@ -286,11 +286,15 @@ fn group_id(c: &mut Conn, name: &str) -> StorageResult<i64> {
 /// servers reload the policy.
 ///
 /// A derived collection that is rebuilt hands the versions it held to `withdrawn` (in
-/// batches, inside the transaction) before they go.
+/// batches, inside the transaction) before they go; `None` when nobody keeps them.
 ///
 /// # Errors
 /// Database failures; nothing is changed then.
-pub fn apply_plan(c: &mut Conn, plan: &Plan, withdrawn: &mut super::objects::WithdrawnSink<'_>) -> StorageResult<()> {
+pub fn apply_plan(
+    c: &mut Conn,
+    plan: &Plan,
+    withdrawn: Option<&mut super::objects::WithdrawnSink<'_>>,
+) -> StorageResult<()> {
     let mut rebuilds: Vec<&CollectionSettings> = Vec::new();
     for change in &plan.changes {
         match change {
@@ -478,7 +482,7 @@ pub fn apply_plan(c: &mut Conn, plan: &Plan, withdrawn: &mut super::objects::Wit
 fn rebuild_derived(
     c: &mut Conn,
     rebuilds: &[&CollectionSettings],
-    withdrawn: &mut super::objects::WithdrawnSink<'_>,
+    mut withdrawn: Option<&mut super::objects::WithdrawnSink<'_>>,
 ) -> StorageResult<()> {
     if rebuilds.is_empty() {
         return Ok(());
@@ -519,7 +523,8 @@ fn rebuild_derived(
             .enumerate()
             .map(|(i, src)| Ok((key_of(src)?, 1i64 << i)))
             .collect::<StorageResult<_>>()?;
-        let n = super::objects::rebuild_derived(c, (&s.id, key), &s.feed.filter, &sources, now, withdrawn)?;
+        let n =
+            super::objects::rebuild_derived(c, (&s.id, key), &s.feed.filter, &sources, now, withdrawn.as_deref_mut())?;
         tracing::info!(collection = %s.id, versions = n, "derived collection filled");
     }
     Ok(())

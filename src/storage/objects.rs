@@ -1003,13 +1003,19 @@ fn one_snapshot<T>(c: &mut Conn, f: impl FnOnce(&mut Conn) -> StorageResult<T>) 
 /// or the postings end. A step is sized by the share of candidates the steps before kept, so a
 /// filter whose other conditions (or earlier versions) reject most candidates takes few steps,
 /// and one that keeps most reads few more rows than the page holds.
+///
+/// Returns false, having read nothing, when the filter is common: its first step's candidates
+/// lie among fewer than [`DENSE_RATIO`] times as many versions. The page is then cheaper read
+/// in position order with the filters checked on the rows (one index range, a statement
+/// prepared once), which the caller does.
 fn through_postings(
     c: &mut Conn,
     p: &PageQuery<'_>,
     tags: Vec<String>,
     mut read: impl FnMut(&mut Conn, Vec<(i64, i64)>) -> StorageResult<(bool, usize)>,
-) -> StorageResult<()> {
-    let mut postings = Postings::new(p.collection, tags, lower_bound(p));
+) -> StorageResult<bool> {
+    let lower = lower_bound(p);
+    let mut postings = Postings::new(p.collection, tags, lower);
     let mut wanted = usize::try_from(p.fetch).unwrap_or(POSTINGS_STEP_MAX);
     let (mut candidates, mut kept) = (0usize, 0usize);
     loop {
@@ -1018,17 +1024,49 @@ fn through_postings(
         let step = step.saturating_add(step / 4 + 16).clamp(16, POSTINGS_STEP_MAX);
         let at = postings.next(c, step)?;
         let ended = at.len() < step;
+        if candidates == 0 && !ended {
+            if let Some(&(last, _)) = at.last() {
+                let bound = step.saturating_mul(DENSE_RATIO);
+                if versions_between(c, p.collection, lower, last, bound)? < bound {
+                    return Ok(false);
+                }
+            }
+        }
         candidates += at.len();
         if at.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let (complete, still_wanted) = read(c, at)?;
         if complete || ended {
-            return Ok(());
+            return Ok(true);
         }
         kept += wanted.saturating_sub(still_wanted);
         wanted = still_wanted;
     }
+}
+
+/// A filter whose postings hold at least one version in this many is read on the rows.
+const DENSE_RATIO: usize = 16;
+
+/// How many versions a collection holds after `after` up to `upto` (a position), counting at
+/// most `bound`: a range of the position index.
+fn versions_between(
+    c: &mut Conn,
+    collection: i64,
+    after: Option<i64>,
+    upto: i64,
+    bound: usize,
+) -> StorageResult<usize> {
+    let mut q = objects::table
+        .filter(objects::collection_key.eq(collection))
+        .filter(objects::date_added.le(upto))
+        .select(objects::date_added)
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(objects::date_added.gt(a));
+    }
+    let limit = i64::try_from(bound).unwrap_or(i64::MAX);
+    Ok(q.order(objects::date_added.asc()).limit(limit).load::<i64>(c)?.len())
 }
 
 /// How many versions a page query matches from its position on (the TAXII 2.0 view's
@@ -1144,9 +1182,12 @@ pub fn page_with_bodies(
         Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
     };
     match posting_keys(p) {
-        Some(tags) if postings_complete(c)? => {
-            one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?;
-        }
+        Some(tags) if postings_complete(c)? => one_snapshot(c, |c| {
+            if !through_postings(c, p, tags, |c, at| take(c, Some(at)))? {
+                take(c, None)?;
+            }
+            Ok(())
+        })?,
         _ => {
             take(c, None)?;
         }
@@ -1214,9 +1255,12 @@ pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRo
         Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
     };
     match posting_keys(p) {
-        Some(tags) if postings_complete(c)? => {
-            one_snapshot(c, |c| through_postings(c, p, tags, |c, at| take(c, Some(at))))?;
-        }
+        Some(tags) if postings_complete(c)? => one_snapshot(c, |c| {
+            if !through_postings(c, p, tags, |c, at| take(c, Some(at)))? {
+                take(c, None)?;
+            }
+            Ok(())
+        })?,
         _ => {
             take(c, None)?;
         }
@@ -1524,8 +1568,9 @@ pub type WithdrawnSink<'s> = dyn FnMut(&mut Conn, &[Withdrawn]) -> StorageResult
 /// Fills a derived collection anew from its sources (call inside a write transaction, with the
 /// sources' clocks locked first: see [`lock_clocks`]): every version the sources hold, source by
 /// source in the order they were added, goes through the filter as if it were written now.
-/// The versions it held before leave it: they are handed to `gone`, a batch at a time, before
-/// they are deleted (so that the audit trail keeps what was served from their old positions).
+/// The versions it held before leave it: they are handed to `gone` (if any), a batch at a time,
+/// before they are deleted (so that the audit trail keeps what was served from their old
+/// positions).
 /// Returns the versions the derived collection holds afterwards.
 pub fn rebuild_derived(
     c: &mut Conn,
@@ -1533,12 +1578,12 @@ pub fn rebuild_derived(
     filter: &FeedFilter,
     sources: &[(i64, i64)],
     now: Micros,
-    gone: &mut WithdrawnSink<'_>,
+    mut gone: Option<&mut WithdrawnSink<'_>>,
 ) -> StorageResult<i64> {
     let (derived_id, derived_key) = derived;
     last_date_added(c, derived_key)?;
     let mut after = i64::MIN;
-    loop {
+    while let Some(gone) = gone.as_deref_mut() {
         let held: Vec<(String, VersionFacts, FacetCols)> = objects::table
             .filter(objects::collection_key.eq(derived_key))
             .filter(objects::date_added.gt(after))

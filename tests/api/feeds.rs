@@ -195,12 +195,13 @@ fn richer_filters_on_every_collection() {
     assert!(r.json()["description"].as_str().unwrap().contains("confidence-gte"), "it lists the fields");
 }
 
-/// The labels, confidence and TLP filters are read through their postings (`object_tags`),
-/// checked against a model: 400 indicators with random labels (one of them rare), confidence
-/// and TLP markings, a second version of some (with other facets, so that an earlier version
-/// matches where the latest does not), some deleted (one version or all), read with each filter
-/// in pages of several sizes, default view and `match[version]=all`, objects and manifest:
-/// every read gives exactly the model's versions, in position order, each once.
+/// The labels, confidence and TLP filters are read through their postings (`object_tags`) when
+/// they match few versions and on the rows when they match many, checked against a model:
+/// 1,200 indicators with random labels (some rare, one common), confidence and TLP markings, a
+/// second version of some (with other facets, so that an earlier version matches where the
+/// latest does not), some deleted (one version or all), read with each filter in pages of
+/// several sizes, default view and `match[version]=all`, objects and manifest: every read gives
+/// exactly the model's versions, in position order, each once.
 #[test]
 fn richer_filters_page_exactly_through_their_postings() {
     let s = base_server();
@@ -211,13 +212,26 @@ fn richer_filters_page_exactly_through_their_postings() {
     let mut stored: Vec<Version> = Vec::new();
     let random_version = |rng: &mut Rng, id: &str, modified: &'static str| -> (Version, Value) {
         let mut labels = Vec::new();
-        for (label, percent) in [("rare", 2), ("blue", 30), ("green-team", 30)] {
+        // Some filters match few versions (read through the postings), others many (read on
+        // the rows, see `storage::objects::through_postings`): both ways are checked.
+        for (label, percent) in [("rare", 2), ("blue", 4), ("green-team", 30)] {
             if rng.chance(percent) {
                 labels.push(label);
             }
         }
-        let confidence = (!rng.chance(20)).then(|| rng.below(101) as i64);
-        let m = rng.below(markings.len());
+        let confidence = (!rng.chance(20)).then(|| match rng.below(100) {
+            0..5 => rng.below(11) as i64,
+            5..10 => 90 + rng.below(11) as i64,
+            _ => 20 + rng.below(61) as i64,
+        });
+        // Unmarked, white and green 2 % each, amber 14 %, red 80 %.
+        let m = match rng.below(100) {
+            0..2 => 0,
+            2..4 => 1,
+            4..6 => 2,
+            6..20 => 3,
+            _ => 4,
+        };
         let tlp = (m > 0).then(|| [0, 0, 1, 2, 4][m]);
         let mut v = ind(id, modified, confidence, markings[m]);
         if !labels.is_empty() {
@@ -225,7 +239,7 @@ fn richer_filters_page_exactly_through_their_postings() {
         }
         ((id.to_owned(), modified, labels, confidence, tlp), v)
     };
-    let ids: Vec<String> = (0..400).map(|_| new_id("indicator")).collect();
+    let ids: Vec<String> = (0..1200).map(|_| new_id("indicator")).collect();
     for chunk in ids.chunks(50) {
         let (versions, bodies): (Vec<Version>, Vec<Value>) =
             chunk.iter().map(|id| random_version(&mut rng, id, "2021-01-01T00:00:00.000Z")).unzip();
@@ -256,6 +270,13 @@ fn richer_filters_page_exactly_through_their_postings() {
     let filters: Vec<(&str, Pred)> = vec![
         ("match[labels]=rare", Box::new(|v: &Version| v.2.contains(&"rare"))),
         ("match[labels]=rare,BLUE", Box::new(|v: &Version| v.2.contains(&"rare") || v.2.contains(&"blue"))),
+        ("match[labels]=green-team", Box::new(|v: &Version| v.2.contains(&"green-team"))),
+        // A few versions posted, most of them rejected by the other condition: several steps.
+        (
+            "match[labels]=blue&match[confidence-gte]=90",
+            Box::new(|v: &Version| v.2.contains(&"blue") && v.3.is_some_and(|c| c >= 90)),
+        ),
+        ("match[tlp]=amber", Box::new(|v: &Version| v.4.is_none_or(|t| t <= 2))),
         ("match[tlp]=green", Box::new(|v: &Version| v.4.is_none_or(|t| t <= 1))),
         ("match[tlp]=white", Box::new(|v: &Version| v.4.is_none_or(|t| t == 0))),
         ("match[tlp]=red", Box::new(|_: &Version| true)),
@@ -311,6 +332,8 @@ fn richer_filters_page_exactly_through_their_postings() {
         }
     }
     assert_eq!(checked, filters.len() * 6);
+    let share = |p: &dyn Fn(&Version) -> bool| stored.iter().filter(|v| p(v)).count() * 100 / stored.len();
+    assert!(share(&|v| v.4.is_none_or(|t| t <= 1)) < 6 && share(&|v| v.2.contains(&"green-team")) > 20, "both ways");
     assert!(stored.iter().filter(|v| v.2.contains(&"rare")).count() >= 3, "the rare label is in the data");
 }
 
