@@ -145,3 +145,46 @@ fn validate_and_import_refuse_what_post_refuses() {
     assert!(!ok);
     assert!(format!("{out}{err}").contains("'objects' appears more than once"), "{out}{err}");
 }
+
+/// serde_json, which reads every object Concordia validates, reads an object whose first
+/// member is named `$serde_json::private::RawValue` as the JSON text in that member's string;
+/// every other parser reads an object with one odd member. Such an object could show the
+/// validator (and the TLP check) other markings, or another object altogether, than what is
+/// stored and served, so the name is refused wherever it appears. Found by the envelope fuzz
+/// target, as was nesting deeper than serde_json reads.
+#[test]
+fn an_object_hidden_behind_a_parser_marker_is_refused() {
+    let s = base_server();
+    let hidden = new_id("indicator");
+    let inner = indicator(&hidden, "2020-01-01T00:00:00.000Z").to_string();
+    let whole = serde_json::json!({ "$serde_json::private::RawValue": inner }).to_string();
+    let marked = new_id("indicator");
+    let deep = new_id("indicator");
+    let nested = format!(r#""x_acme_deep":{}1{},"#, "[".repeat(130), "]".repeat(130));
+    let texts = [
+        whole,
+        indicator_text(
+            &marked,
+            r#""object_marking_refs":{"$serde_json::private::RawValue":"[\"marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487\"]"},"#,
+        ),
+        indicator_text(&deep, &nested),
+    ];
+    let r = post_text(&s, &format!(r#"{{"objects":[{}]}}"#, texts.join(",")));
+    r.expect(202);
+    let st = r.json();
+    assert_eq!(st["success_count"], 0, "{st}");
+    assert_eq!(st["failure_count"], 3, "{st}");
+    let messages: Vec<&str> =
+        st["failures"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap()).collect();
+    assert!(
+        messages.iter().filter(|m| m.contains("[i-json]") && m.contains("reserved by a JSON parser")).count() == 2,
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("/x_acme_deep") && m.contains("nested more than 100 deep")),
+        "{messages:?}"
+    );
+    let failed_ids: Vec<&str> = st["failures"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert!(!failed_ids.contains(&hidden.as_str()), "the hidden object is not what was read: {failed_ids:?}");
+    assert!(s.read_all(&objects_path(SHARED), &as_("alice"), 100).is_empty());
+}

@@ -17,8 +17,16 @@ pub const MAX_EXACT_INTEGER: &str = "9007199254740991";
 
 /// Most violations reported for one text; the rest would only repeat the point.
 const MAX_VIOLATIONS: usize = 20;
-/// Nesting depth at which the scan stops (callers refuse far shallower objects anyway).
-const MAX_SCAN_DEPTH: usize = 256;
+/// Most arrays and objects nested in one another. Parsers disagree on how deep they read
+/// (serde_json stops at 128, others at 512 or 1000), so anything deeper is read by some consumers
+/// and refused by others; callers refuse far shallower STIX objects anyway (64).
+pub const MAX_NESTING: usize = 100;
+/// Member names that serde_json (which reads every object Concordia validates) treats as
+/// markers: an object whose first member is named `$serde_json::private::RawValue` is read as
+/// the JSON text held in that member's string, so what is validated (and indexed, TLP
+/// included) would not be what other parsers read in the same bytes. Refused wherever they
+/// appear (after unescaping); no STIX object has a use for them.
+const RESERVED_NAMES: [&str; 2] = ["$serde_json::private::RawValue", "$serde_json::private::Number"];
 /// Below this many members an object's names are compared in a list, above it in a set.
 const SET_FROM: usize = 32;
 
@@ -132,11 +140,14 @@ impl<'a> Scanner<'a> {
     }
 
     fn value(&mut self, depth: usize) -> Result<(), Stop> {
-        if depth > MAX_SCAN_DEPTH {
-            self.violation(None, format!("values are nested deeper than {MAX_SCAN_DEPTH} levels"));
+        self.ws();
+        if matches!(self.peek(), Some(b'{' | b'[')) && depth >= MAX_NESTING {
+            self.violation(
+                None,
+                format!("arrays and objects are nested more than {MAX_NESTING} deep, which common parsers refuse"),
+            );
             return Err(Stop);
         }
-        self.ws();
         match self.peek() {
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
@@ -177,6 +188,15 @@ impl<'a> Scanner<'a> {
             let (name, unpaired) = self.string(true)?;
             if let Some(u) = unpaired {
                 self.unpaired(Some(&name), u);
+            }
+            if RESERVED_NAMES.contains(&name.as_ref()) {
+                self.violation(
+                    Some(&name),
+                    format!(
+                        "the member name '{}' is reserved by a JSON parser, which reads an object whose first member has it as the JSON text in its value; rename the member",
+                        shown(&name)
+                    ),
+                );
             }
             let duplicate = if set.is_empty() { names.contains(&name) } else { set.contains(&name) };
             if duplicate {
@@ -531,6 +551,45 @@ mod tests {
         }
         let deep = "[".repeat(1000);
         assert!(!check(&deep).is_empty());
+    }
+
+    /// Found by the envelope fuzz target: the container reads an object of any depth (serde_json
+    /// skips values without a depth limit), but serde_json's own parser refuses 128 levels, so the
+    /// scan must name such nesting instead of passing text that consumers cannot read.
+    #[test]
+    fn nesting_deeper_than_parsers_read_is_a_violation() {
+        let nest = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        let ok = nest(MAX_NESTING);
+        assert!(check(&ok).is_empty(), "{MAX_NESTING} levels are fine");
+        assert!(serde_json::from_str::<serde_json::Value>(&ok).is_ok());
+        for n in [MAX_NESTING + 1, 130, 5000] {
+            let deep = nest(n);
+            let v = check(&deep);
+            assert!(v.iter().any(|v| v.message.contains("nested more than 100 deep")), "{n}: {v:?}");
+        }
+        let envelope = format!("{{\"objects\":[{}]}}", nest(130));
+        let objects = read_container(&envelope).unwrap().unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(objects[0].get()).is_err());
+        assert!(!check(objects[0].get()).is_empty());
+    }
+
+    /// Found by the envelope fuzz target: serde_json reads `{"$serde_json::private::RawValue":
+    /// "<text>"}` as `<text>`, so an object could show the validator one thing and every other
+    /// parser another.
+    #[test]
+    fn parser_marker_names_are_refused_anywhere() {
+        let hidden = r#"{"$serde_json::private::RawValue":"{\"type\":\"indicator\"}"}"#;
+        let as_serde: serde_json::Value = serde_json::from_str(hidden).unwrap();
+        assert_eq!(as_serde["type"], "indicator", "the differential this guards against");
+        for text in [
+            hidden.to_owned(),
+            r#"{"a":{"$serde_json::private::RawValue":"[]"}}"#.to_owned(),
+            r#"{"a":[{"x":1,"\u0024serde_json::private::Number":"1"}]}"#.to_owned(),
+        ] {
+            let v = check(&text);
+            assert!(v.iter().any(|v| v.message.contains("is reserved by a JSON parser")), "{text}: {v:?}");
+        }
+        assert!(check(r#"{"$serde_json::private::RawValueX":1}"#).is_empty());
     }
 
     #[test]
