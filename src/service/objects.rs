@@ -135,6 +135,7 @@ impl Service {
         // `valid_now`, only what is valid at this instant.
         let sources = view.readable_sources(who, col);
         let valid_at = (col.feed.is_derived() && col.feed.filter.checks_validity()).then(now_micros);
+        let plans = self.storage.page_plans();
         let page = self
             .storage
             .read(move |c| {
@@ -146,6 +147,7 @@ impl Service {
                     fetch: limit + 1,
                     sources,
                     valid_at,
+                    plans: Some(&plans),
                 };
                 let (mut rows, mut bodies, cut, snapshot): (Vec<VersionRow>, Vec<String>, bool, _) = if with_bodies {
                     let page = storage::objects::page_with_bodies(c, &pq, PAGE_BYTE_BUDGET)?;

@@ -244,6 +244,7 @@ impl Service {
         let known_after =
             if start == 0 { None } else { continuations().lock().ok().and_then(|m| m.get(&key).copied()) };
         let (ckey, partner) = (col.key, who.id());
+        let plans = self.storage.page_plans();
         let answer = self
             .storage
             .read(move |c| {
@@ -255,6 +256,7 @@ impl Service {
                     fetch: i64::try_from(wanted).unwrap_or(1000),
                     sources,
                     valid_at,
+                    plans: Some(&plans),
                 };
                 let empty_page = |filter: &crate::model::filter::Filter| Page {
                     body: Vec::new(),

@@ -368,6 +368,8 @@ pub struct Storage {
     jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
     /// Migrations this handle applied when it connected.
     applied: Arc<Vec<String>>,
+    /// How the filtered pages of each collection were last best read.
+    plans: Arc<objects::PagePlans>,
 }
 
 /// A write for the writer thread.
@@ -423,7 +425,7 @@ impl Storage {
             .test_on_check_out(true)
             .build(Manager(url))
             .map_err(|e| StorageError::Connection(e.to_string()))?;
-        Ok(Storage { pool, sqlite_path, writer, jobs, applied: Arc::new(applied) })
+        Ok(Storage { pool, sqlite_path, writer, jobs, applied: Arc::new(applied), plans: Arc::default() })
     }
 
     /// Read connections: (open, idle).
@@ -436,6 +438,11 @@ impl Storage {
     pub fn wal_bytes(&self) -> Option<u64> {
         let path = self.sqlite_path.as_deref()?;
         Some(std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len()))
+    }
+
+    /// The page plans this handle found (shared by its clones), for [`objects::PageQuery::plans`].
+    pub fn page_plans(&self) -> Arc<objects::PagePlans> {
+        Arc::clone(&self.plans)
     }
 
     /// A pooled read connection; the wait (and a wait that gives up) is measured.

@@ -639,6 +639,53 @@ pub struct PageQuery<'a> {
     pub sources: Option<i64>,
     /// A derived collection that shows only objects valid now: this instant.
     pub valid_at: Option<Micros>,
+    /// Where the storage handle keeps how filtered pages were last best read ([`PagePlans`]);
+    /// `None` decides afresh on every page.
+    pub plans: Option<&'a PagePlans>,
+}
+
+/// How a filter on a collection is best read, as last found: through the postings of its keys
+/// (a selective filter) or in position order with the filter checked on the rows (a common one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagePlan {
+    Postings,
+    Rows,
+}
+
+/// The page plans a storage handle found, per (collection, posting keys), each kept for
+/// [`PLAN_TTL`]. Finding one takes a probe (the first step of postings against the versions it
+/// spans, see [`through_postings`]) that costs a common filter about as much as its page; a
+/// filter's density changes slowly, and either plan reads exactly the same page, so a plan a
+/// little out of date costs time, never a wrong answer.
+#[derive(Debug, Default)]
+pub struct PagePlans {
+    known: std::sync::Mutex<HashMap<(i64, Vec<String>), (PagePlan, std::time::Instant)>>,
+}
+
+/// How long a page plan is trusted before the next page of that filter probes again.
+pub const PLAN_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most plans kept (labels are the clients' own words): beyond this the oldest half goes.
+const PLANS_KEPT: usize = 4096;
+
+impl PagePlans {
+    /// The plan found for these keys on this collection, if it is still fresh.
+    pub fn get(&self, collection: i64, tags: &[String]) -> Option<PagePlan> {
+        let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (plan, at) = known.get(&(collection, tags.to_vec()))?;
+        (at.elapsed() < PLAN_TTL).then_some(*plan)
+    }
+
+    /// Keeps the plan just found for these keys on this collection.
+    pub fn put(&self, collection: i64, tags: &[String], plan: PagePlan) {
+        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= PLANS_KEPT {
+            let mut ages: Vec<std::time::Instant> = known.values().map(|v| v.1).collect();
+            let (_, median, _) = ages.select_nth_unstable(PLANS_KEPT / 2);
+            let median = *median;
+            known.retain(|_, v| v.1 > median);
+        }
+        known.insert((collection, tags.to_vec()), (plan, std::time::Instant::now()));
+    }
 }
 
 /// One stored version as listed in a page.
@@ -1004,14 +1051,15 @@ fn one_snapshot<T>(c: &mut Conn, f: impl FnOnce(&mut Conn) -> StorageResult<T>) 
 /// filter whose other conditions (or earlier versions) reject most candidates takes few steps,
 /// and one that keeps most reads few more rows than the page holds.
 ///
-/// Returns false, having read nothing, when the filter is common: its first step's candidates
-/// lie among fewer than [`DENSE_RATIO`] times as many versions. The page is then cheaper read
-/// in position order with the filters checked on the rows (one index range, a statement
-/// prepared once), which the caller does.
+/// With `probe`, returns false, having read nothing, when the filter is common: its first
+/// step's candidates lie among fewer than [`DENSE_RATIO`] times as many versions. The page is
+/// then cheaper read in position order with the filters checked on the rows (one index range,
+/// a statement prepared once), which the caller does.
 fn through_postings(
     c: &mut Conn,
     p: &PageQuery<'_>,
     tags: Vec<String>,
+    probe: bool,
     mut read: impl FnMut(&mut Conn, Vec<(i64, i64)>) -> StorageResult<(bool, usize)>,
 ) -> StorageResult<bool> {
     let lower = lower_bound(p);
@@ -1024,10 +1072,9 @@ fn through_postings(
         let step = step.saturating_add(step / 4 + 16).clamp(16, POSTINGS_STEP_MAX);
         let at = postings.next(c, step)?;
         let ended = at.len() < step;
-        if candidates == 0 && !ended {
+        if probe && candidates == 0 && !ended {
             if let Some(&(last, _)) = at.last() {
-                let bound = step.saturating_mul(DENSE_RATIO);
-                if versions_between(c, p.collection, lower, last, bound)? < bound {
+                if spans_fewer_versions(c, p.collection, lower, last, step.saturating_mul(DENSE_RATIO))? {
                     return Ok(false);
                 }
             }
@@ -1048,25 +1095,63 @@ fn through_postings(
 /// A filter whose postings hold at least one version in this many is read on the rows.
 const DENSE_RATIO: usize = 16;
 
-/// How many versions a collection holds after `after` up to `upto` (a position), counting at
-/// most `bound`: a range of the position index.
-fn versions_between(
+/// Whether a collection holds fewer than `bound` versions after `after` up to `upto` (a
+/// position): the position of its `bound`-th version after `after`, one step along the
+/// position index that returns one row.
+fn spans_fewer_versions(
     c: &mut Conn,
     collection: i64,
     after: Option<i64>,
     upto: i64,
     bound: usize,
-) -> StorageResult<usize> {
-    let mut q = objects::table
-        .filter(objects::collection_key.eq(collection))
-        .filter(objects::date_added.le(upto))
-        .select(objects::date_added)
-        .into_boxed();
+) -> StorageResult<bool> {
+    Ok(nth_position_query(collection, after, bound).get_result::<i64>(c).optional()?.is_none_or(|at| at > upto))
+}
+
+/// The position of a collection's `n`-th version (1-based) after a position.
+pub(super) fn nth_position_query<'a>(
+    collection: i64,
+    after: Option<i64>,
+    n: usize,
+) -> objects::BoxedQuery<'a, MultiBackend, diesel::sql_types::BigInt> {
+    let mut q = objects::table.filter(objects::collection_key.eq(collection)).select(objects::date_added).into_boxed();
     if let Some(a) = after {
         q = q.filter(objects::date_added.gt(a));
     }
-    let limit = i64::try_from(bound).unwrap_or(i64::MAX);
-    Ok(q.order(objects::date_added.asc()).limit(limit).load::<i64>(c)?.len())
+    let offset = i64::try_from(n.saturating_sub(1)).unwrap_or(i64::MAX);
+    q.order(objects::date_added.asc()).offset(offset).limit(1)
+}
+
+/// Reads one page with `take`, which adds the rows of one query to it (`None`: in position
+/// order with every filter checked on the rows; `Some(at)`: the versions at these positions)
+/// and says whether the page is complete and how many rows it still wants. A filter with
+/// posting keys is read through them when they are complete and the filter is selective
+/// (the plan a page found is kept in `p.plans`); every other page is one query.
+fn read_page(
+    c: &mut Conn,
+    p: &PageQuery<'_>,
+    mut take: impl FnMut(&mut Conn, Option<Vec<(i64, i64)>>) -> StorageResult<(bool, usize)>,
+) -> StorageResult<()> {
+    let Some(tags) = posting_keys(p) else {
+        take(c, None)?;
+        return Ok(());
+    };
+    let known = p.plans.and_then(|plans| plans.get(p.collection, &tags));
+    if known == Some(PagePlan::Rows) || !postings_complete(c)? {
+        take(c, None)?;
+        return Ok(());
+    }
+    let plan = one_snapshot(c, |c| {
+        if through_postings(c, p, tags.clone(), known.is_none(), |c, at| take(c, Some(at)))? {
+            return Ok(PagePlan::Postings);
+        }
+        take(c, None)?;
+        Ok(PagePlan::Rows)
+    })?;
+    if let (None, Some(plans)) = (known, p.plans) {
+        plans.put(p.collection, &tags, plan);
+    }
+    Ok(())
 }
 
 /// How many versions a page query matches from its position on (the TAXII 2.0 view's
@@ -1166,7 +1251,7 @@ pub fn page_with_bodies(
     let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
     let mut bytes = 0usize;
     // Adds the rows of one query: whether the page is complete, and how many rows it wants.
-    let mut take = |c: &mut Conn, at: Option<Vec<(i64, i64)>>| -> StorageResult<(bool, usize)> {
+    let take = |c: &mut Conn, at: Option<Vec<(i64, i64)>>| -> StorageResult<(bool, usize)> {
         let want = PageQuery { fetch: p.fetch.saturating_sub(out.rows.len() as i64), ..p.clone() };
         for row in bodies_query_at(&want, at).load_iter::<(VersionRow, String, Option<i64>), DefaultLoadingMode>(c)? {
             let (version, body, snapshot) = row?;
@@ -1181,17 +1266,7 @@ pub fn page_with_bodies(
         let still = p.fetch.saturating_sub(out.rows.len() as i64);
         Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
     };
-    match posting_keys(p) {
-        Some(tags) if postings_complete(c)? => one_snapshot(c, |c| {
-            if !through_postings(c, p, tags, |c, at| take(c, Some(at)))? {
-                take(c, None)?;
-            }
-            Ok(())
-        })?,
-        _ => {
-            take(c, None)?;
-        }
-    }
+    read_page(c, p, take)?;
     Ok(out)
 }
 
@@ -1243,7 +1318,7 @@ fn rows_query_at<'a>(
 /// A page of versions without their JSON text (manifest, versions).
 pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRow>> {
     let mut out = PageRows { rows: Vec::new(), snapshot: None, cut: false };
-    let mut take = |c: &mut Conn, at: Option<Vec<(i64, i64)>>| -> StorageResult<(bool, usize)> {
+    let take = |c: &mut Conn, at: Option<Vec<(i64, i64)>>| -> StorageResult<(bool, usize)> {
         let want = p.fetch.saturating_sub(out.rows.len() as i64);
         let rows: Vec<(VersionRow, Option<i64>)> =
             rows_query_at(&PageQuery { fetch: want, ..p.clone() }, at).load(c)?;
@@ -1254,17 +1329,7 @@ pub fn page(c: &mut Conn, p: &PageQuery<'_>) -> StorageResult<PageRows<VersionRo
         let still = p.fetch.saturating_sub(out.rows.len() as i64);
         Ok((still <= 0, usize::try_from(still).unwrap_or(0)))
     };
-    match posting_keys(p) {
-        Some(tags) if postings_complete(c)? => one_snapshot(c, |c| {
-            if !through_postings(c, p, tags, |c, at| take(c, Some(at)))? {
-                take(c, None)?;
-            }
-            Ok(())
-        })?,
-        _ => {
-            take(c, None)?;
-        }
-    }
+    read_page(c, p, take)?;
     Ok(out)
 }
 
@@ -1366,6 +1431,7 @@ pub fn delete(
         fetch: i64::MAX,
         sources: None,
         valid_at: None,
+        plans: None,
     };
     let q = objects::table
         .select((
@@ -1884,4 +1950,28 @@ pub fn count_latest(c: &mut Conn, collection: i64) -> StorageResult<i64> {
         .filter(objects::latest.eq(1))
         .count()
         .get_result(c)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PagePlan, PagePlans, PLANS_KEPT};
+
+    #[test]
+    fn page_plans_are_kept_per_collection_and_keys_and_bounded() {
+        let plans = PagePlans::default();
+        let green = vec!["t:-".to_owned(), "t:0".to_owned(), "t:1".to_owned()];
+        assert_eq!(plans.get(1, &green), None);
+        plans.put(1, &green, PagePlan::Rows);
+        plans.put(2, &green, PagePlan::Postings);
+        assert_eq!(plans.get(1, &green), Some(PagePlan::Rows));
+        assert_eq!(plans.get(2, &green), Some(PagePlan::Postings));
+        assert_eq!(plans.get(1, &green[..1]), None, "other keys, another plan");
+        // Labels are the clients' words: a flood of them keeps at most PLANS_KEPT plans, the newest.
+        for i in 0..PLANS_KEPT * 3 {
+            plans.put(3, &[format!("l:{i}")], PagePlan::Postings);
+        }
+        let kept = plans.known.lock().unwrap().len();
+        assert!(kept <= PLANS_KEPT, "{kept}");
+        assert_eq!(plans.get(3, &[format!("l:{}", PLANS_KEPT * 3 - 1)]), Some(PagePlan::Postings));
+    }
 }

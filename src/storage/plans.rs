@@ -10,7 +10,8 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Integer, Text};
 
 use super::objects::{
-    bodies_query, bodies_query_at, exists_query, postings_query, rows_query, stored_versions, versions_query, PageQuery,
+    bodies_query, bodies_query_at, exists_query, nth_position_query, postings_query, rows_query, stored_versions,
+    versions_query, PageQuery,
 };
 use super::{AnyConnection, Conn, StorageResult};
 use crate::model::filter::Filter;
@@ -82,6 +83,7 @@ pub fn explain_hot_queries(
         fetch: 1001,
         sources: None,
         valid_at: None,
+        plans: None,
     };
     let (p_object, p_ids, p_first, p_after, p_type, p_related, p_authored) = (
         page(Some(one), &default, None),
@@ -115,6 +117,8 @@ pub fn explain_hot_queries(
     explain!("match[created_by_ref] page after a position", bodies_query(&p_authored));
     explain!("postings of a label after a position", postings_query(collection, "l:rare", Some(after), 1001));
     explain!("match[labels] page: the posted versions by seq", bodies_query_at(&p_labelled, Some(posted)));
+    // The density probe of a filtered page: how far its first step of postings reaches.
+    explain!("position of the 2048th version after a position", nth_position_query(collection, Some(after), 2048));
     Ok(out)
 }
 

@@ -101,7 +101,7 @@ fn hot_queries_keep_their_index_whatever_the_statistics_say() {
     let private = key_of(&mut c, PRIVATE);
     let plans =
         concordia::storage::plans::explain_hot_queries(&mut c, private, &lookup, 1_000_000 + SMALL / 2, true).unwrap();
-    assert_eq!(plans.len(), 13);
+    assert_eq!(plans.len(), 14);
     // The object and what refers to it: the version index and the two reference indexes.
     let related = ["objects_version", "objects_source_ref", "objects_target_ref"];
     for p in &plans {
@@ -267,6 +267,7 @@ fn hot_reads_are_prepared_once_per_connection() {
                 fetch: 1001,
                 sources: None,
                 valid_at: None,
+                plans: None,
             };
             assert!(!o::page_with_bodies(&mut c, &p, 1 << 20).unwrap().rows.is_empty());
         }
@@ -278,6 +279,7 @@ fn hot_reads_are_prepared_once_per_connection() {
             fetch: 101,
             sources: None,
             valid_at: None,
+            plans: None,
         };
         assert_eq!(o::page(&mut c, &p).unwrap().rows.len(), 5);
         assert_eq!(o::versions_of(&mut c, shared, &ids[1]).unwrap().len(), 1);
