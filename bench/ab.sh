@@ -75,8 +75,9 @@ if ((report_only)); then
 fi
 
 log "driver: taxii-bench of the working tree"
-(cd "$REPO" && cargo build --release -q -p taxii-bench)
-cp "${CARGO_TARGET_DIR:-/var/tmp/concordia-target}/release/taxii-bench" "$AB_DIR/bin/taxii-bench"
+driver_target="${CARGO_TARGET_DIR:-/var/tmp/concordia-target}"
+(cd "$REPO" && CARGO_TARGET_DIR="$driver_target" cargo build --release -q -p taxii-bench)
+cp "$driver_target/release/taxii-bench" "$AB_DIR/bin/taxii-bench"
 BENCH="$AB_DIR/bin/taxii-bench"
 
 names=()

@@ -145,19 +145,28 @@ fn post_tags(c: &mut Conn, collection: i64, rows: &[Posted]) -> StorageResult<()
             tags.iter().map(move |t| NewTag { collection_key: collection, tag: t, date_added: *at, seq: *seq })
         })
         .collect();
-    if new.is_empty() {
-        return Ok(());
-    }
+    insert_tags(c, &new, false)
+}
+
+/// Writes postings. SQLite: as the versions themselves, one prepared statement per row without
+/// a statement journal, a posting already there kept. PostgreSQL: one COPY, or, with
+/// `may_exist` (a backfill that may meet postings written since), inserts that skip those.
+fn insert_tags(c: &mut Conn, new: &[NewTag<'_>], may_exist: bool) -> StorageResult<()> {
     match &mut *c {
-        // As the versions themselves: one prepared statement per row, without a statement journal.
         AnyConnection::Sqlite(c) => {
-            for t in &new {
+            for t in new {
                 diesel::insert_or_ignore_into(object_tags::table).values(t).execute(c)?;
             }
         }
-        AnyConnection::Postgresql(c) => {
+        AnyConnection::Postgresql(c) if may_exist => {
+            for chunk in new.chunks(LOOKUP_CHUNK) {
+                diesel::insert_into(object_tags::table).values(chunk).on_conflict_do_nothing().execute(c)?;
+            }
+        }
+        AnyConnection::Postgresql(c) if !new.is_empty() => {
             diesel::copy_from(object_tags::table).from_insertable(new).execute(c)?;
         }
+        AnyConnection::Postgresql(_) => {}
     }
     Ok(())
 }
@@ -1763,105 +1772,94 @@ pub fn backfill_facets(c: &mut Conn, ran: &[String]) -> StorageResult<u64> {
         let upto: Option<i64> = objects::table.select(diesel::dsl::max(objects::seq)).first(c)?;
         super::meta_set(c, KEY, &format!("0:{}", upto.unwrap_or(0)))?;
     }
-    let mut filled = 0u64;
-    loop {
-        let Some(state) = super::meta_get(c, KEY)? else { return Ok(filled) };
-        let (done, upto) = backfill_state(&state).unwrap_or((0, 0));
-        if done >= upto {
-            return Ok(filled);
+    resumable_backfill(c, KEY, "filling in the facets of stored versions", |c, done, upto| {
+        let rows: Vec<(i64, String)> = backfill_batch(done, upto).select((objects::seq, objects::body)).load(c)?;
+        for (seq, body) in &rows {
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) else {
+                continue;
+            };
+            let f = crate::model::feed::Facets::of(&map);
+            diesel::update(objects::table.filter(objects::seq.eq(seq)))
+                .set((
+                    objects::confidence.eq(f.confidence),
+                    objects::created_by.eq(f.created_by.as_deref()),
+                    objects::tlp.eq(f.tlp.map(tlp_rank)),
+                    objects::labels.eq(f.labels_column()),
+                    objects::valid_from.eq(f.valid_from),
+                    objects::valid_until.eq(f.valid_until),
+                    objects::source_ref.eq(f.source_ref.as_deref()),
+                    objects::target_ref.eq(f.target_ref.as_deref()),
+                ))
+                .execute(c)?;
         }
-        let n = c.transaction::<_, StorageError, _>(|c| {
-            let rows: Vec<(i64, String)> = objects::table
-                .filter(objects::seq.gt(done))
-                .filter(objects::seq.le(upto))
-                .order(objects::seq.asc())
-                .limit(REBUILD_BATCH)
-                .select((objects::seq, objects::body))
-                .load(c)?;
-            let reached = rows.last().map_or(upto, |r| r.0);
-            for (seq, body) in &rows {
-                let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) else {
-                    continue;
-                };
-                let f = crate::model::feed::Facets::of(&map);
-                diesel::update(objects::table.filter(objects::seq.eq(seq)))
-                    .set((
-                        objects::confidence.eq(f.confidence),
-                        objects::created_by.eq(f.created_by.as_deref()),
-                        objects::tlp.eq(f.tlp.map(tlp_rank)),
-                        objects::labels.eq(f.labels_column()),
-                        objects::valid_from.eq(f.valid_from),
-                        objects::valid_until.eq(f.valid_until),
-                        objects::source_ref.eq(f.source_ref.as_deref()),
-                        objects::target_ref.eq(f.target_ref.as_deref()),
-                    ))
-                    .execute(c)?;
-            }
-            super::meta_set(c, KEY, &format!("{reached}:{upto}"))?;
-            Ok(rows.len() as u64)
-        })?;
-        filled += n;
-        if filled > 0 && filled % 100_000 < REBUILD_BATCH as u64 {
-            tracing::info!(filled, upto, "filling in the facets of stored versions");
-        }
-    }
+        Ok(rows.iter().map(|r| r.0).collect())
+    })
 }
 
 /// Adds the filter postings of the versions stored before the `filter_postings` migration
 /// (which records, as `tags_backfill` = "done:upto", the highest `seq` to do), one batch per
 /// transaction, resumably, from the stored facet columns. Returns the versions done.
 pub fn backfill_tags(c: &mut Conn) -> StorageResult<u64> {
-    const KEY: &str = TAGS_BACKFILL;
-    let mut done_total = 0u64;
+    resumable_backfill(c, TAGS_BACKFILL, "adding the filter postings of stored versions", |c, done, upto| {
+        type Row = (i64, i64, i64, Option<i32>, Option<i32>, Option<String>);
+        let rows: Vec<Row> = backfill_batch(done, upto)
+            .select((
+                objects::seq,
+                objects::collection_key,
+                objects::date_added,
+                objects::confidence,
+                objects::tlp,
+                objects::labels,
+            ))
+            .load(c)?;
+        let tags: Vec<(i64, i64, i64, Vec<String>)> =
+            rows.iter().map(|r| (r.1, r.2, r.0, filter_tags(r.3, r.4, r.5.as_deref()))).collect();
+        let new: Vec<NewTag<'_>> = tags
+            .iter()
+            .flat_map(|(key, at, seq, tags)| {
+                tags.iter().map(move |t| NewTag { collection_key: *key, tag: t, date_added: *at, seq: *seq })
+            })
+            .collect();
+        insert_tags(c, &new, true)?;
+        Ok(rows.iter().map(|r| r.0).collect())
+    })
+}
+
+/// The next batch of a backfill: the versions after seq `done` up to `upto`, in seq order.
+fn backfill_batch(done: i64, upto: i64) -> objects::BoxedQuery<'static, MultiBackend> {
+    objects::table
+        .filter(objects::seq.gt(done))
+        .filter(objects::seq.le(upto))
+        .order(objects::seq.asc())
+        .limit(REBUILD_BATCH)
+        .into_boxed()
+}
+
+/// Runs a backfill whose state `meta` keeps under `key` as "done:upto" (seqs): `batch` does the
+/// versions of one [`backfill_batch`] and gives their seqs, and its work and the new state
+/// commit together, so an interrupted run resumes where it stopped. Returns the versions done.
+fn resumable_backfill(
+    c: &mut Conn,
+    key: &str,
+    what: &str,
+    mut batch: impl FnMut(&mut Conn, i64, i64) -> StorageResult<Vec<i64>>,
+) -> StorageResult<u64> {
+    let mut total = 0u64;
     loop {
-        let Some(state) = super::meta_get(c, KEY)? else { return Ok(done_total) };
+        let Some(state) = super::meta_get(c, key)? else { return Ok(total) };
         let (done, upto) = backfill_state(&state).unwrap_or((0, 0));
         if done >= upto {
-            return Ok(done_total);
+            return Ok(total);
         }
         let n = c.transaction::<_, StorageError, _>(|c| {
-            type Row = (i64, i64, i64, Option<i32>, Option<i32>, Option<String>);
-            let rows: Vec<Row> = objects::table
-                .filter(objects::seq.gt(done))
-                .filter(objects::seq.le(upto))
-                .order(objects::seq.asc())
-                .limit(REBUILD_BATCH)
-                .select((
-                    objects::seq,
-                    objects::collection_key,
-                    objects::date_added,
-                    objects::confidence,
-                    objects::tlp,
-                    objects::labels,
-                ))
-                .load(c)?;
-            let reached = rows.last().map_or(upto, |r| r.0);
-            let tags: Vec<(i64, i64, i64, Vec<String>)> =
-                rows.iter().map(|r| (r.1, r.2, r.0, filter_tags(r.3, r.4, r.5.as_deref()))).collect();
-            let new: Vec<NewTag<'_>> = tags
-                .iter()
-                .flat_map(|(key, at, seq, tags)| {
-                    tags.iter().map(move |t| NewTag { collection_key: *key, tag: t, date_added: *at, seq: *seq })
-                })
-                .collect();
-            match &mut *c {
-                AnyConnection::Sqlite(c) => {
-                    for t in &new {
-                        diesel::insert_or_ignore_into(object_tags::table).values(t).execute(c)?;
-                    }
-                }
-                AnyConnection::Postgresql(c) => {
-                    for chunk in new.chunks(LOOKUP_CHUNK) {
-                        diesel::insert_into(object_tags::table).values(chunk).on_conflict_do_nothing().execute(c)?;
-                    }
-                }
-            }
-            super::meta_set(c, KEY, &format!("{reached}:{upto}"))?;
-            Ok(rows.len() as u64)
+            let seqs = batch(c, done, upto)?;
+            let reached = seqs.last().copied().unwrap_or(upto);
+            super::meta_set(c, key, &format!("{reached}:{upto}"))?;
+            Ok(seqs.len() as u64)
         })?;
-        done_total += n;
-        if done_total > 0 && done_total % 100_000 < REBUILD_BATCH as u64 {
-            tracing::info!(done = done_total, upto, "adding the filter postings of stored versions");
+        total += n;
+        if total > 0 && total % 100_000 < REBUILD_BATCH as u64 {
+            tracing::info!(done = total, upto, "{what}");
         }
     }
 }
