@@ -181,7 +181,7 @@ fn an_object_hidden_behind_a_parser_marker_is_refused() {
         "{messages:?}"
     );
     assert!(
-        messages.iter().any(|m| m.contains("/x_acme_deep") && m.contains("nested more than 100 deep")),
+        messages.iter().any(|m| m.contains("/x_acme_deep") && m.contains("nested deeper than 100 levels")),
         "{messages:?}"
     );
     let failed_ids: Vec<&str> = st["failures"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();

@@ -144,7 +144,7 @@ impl<'a> Scanner<'a> {
         if matches!(self.peek(), Some(b'{' | b'[')) && depth >= MAX_NESTING {
             self.violation(
                 None,
-                format!("arrays and objects are nested more than {MAX_NESTING} deep, which common parsers refuse"),
+                format!("arrays and objects are nested deeper than {MAX_NESTING} levels, which common parsers refuse"),
             );
             return Err(Stop);
         }
@@ -565,7 +565,7 @@ mod tests {
         for n in [MAX_NESTING + 1, 130, 5000] {
             let deep = nest(n);
             let v = check(&deep);
-            assert!(v.iter().any(|v| v.message.contains("nested more than 100 deep")), "{n}: {v:?}");
+            assert!(v.iter().any(|v| v.message.contains("nested deeper than 100 levels")), "{n}: {v:?}");
         }
         let envelope = format!("{{\"objects\":[{}]}}", nest(130));
         let objects = read_container(&envelope).unwrap().unwrap();
