@@ -4,7 +4,7 @@
 //! (or `"id"` and `"\u0069d"`) could be read by a consumer with another id, or other markings,
 //! than the one Concordia validated. Numbers beyond what an IEEE 754 double carries, and strings
 //! holding unpaired surrogates, are read differently (or not at all) by common parsers too. This
-//! module finds all three, with the JSON pointer of each, in one pass and without building a tree.
+//! module finds these, with the JSON pointer of each, in one pass and without building a tree.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -411,6 +411,16 @@ impl<'a> Scanner<'a> {
                 None,
                 format!("the number {} is too small for an IEEE 754 double (I-JSON, RFC 7493 §2.2)", shown(token)),
             ),
+            // Within a rounding step of the largest double, serde_json's faster conversion (which
+            // reads every object Concordia validates) can overflow where a correctly rounded one
+            // does not: parsers disagree, so the number is refused as beyond the range.
+            Ok(_) if serde_json::from_str::<f64>(token).is_err() => self.violation(
+                None,
+                format!(
+                    "the number {} is at the edge of the range of an IEEE 754 double, where parsers read it differently (I-JSON, RFC 7493 §2.2)",
+                    shown(token)
+                ),
+            ),
             _ => {}
         }
     }
@@ -590,6 +600,28 @@ mod tests {
             assert!(v.iter().any(|v| v.message.contains("is reserved by a JSON parser")), "{text}: {v:?}");
         }
         assert!(check(r#"{"$serde_json::private::RawValueX":1}"#).is_empty());
+    }
+
+    /// Every number the scan passes is one serde_json reads, up to the edges of a double.
+    #[test]
+    fn numbers_the_scan_passes_are_read_by_serde_json() {
+        for token in [
+            "1.7976931348623157e308",
+            "1.797693134862315807e308",
+            "1.7976931348623158e308",
+            "1.79769313486231580793728971405301e308",
+            "179769313486231580793728971405303e292",
+            "-1.7976931348623159e308",
+            "4.9e-324",
+            "2.4703282292062328e-324",
+            "2.2250738585072011e-308",
+        ] {
+            let text = format!("{{\"n\":{token}}}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&text).is_ok() || !check(&text).is_empty(),
+                "{token}: serde_json refuses it and the scan passes it"
+            );
+        }
     }
 
     #[test]
