@@ -661,39 +661,54 @@ pub enum PagePlan {
     Rows,
 }
 
-/// The page plans a storage handle found, per (collection, posting keys), each kept for
-/// [`PLAN_TTL`]. Finding one takes a probe (the first step of postings against the versions it
-/// spans, see [`through_postings`]) that costs a common filter about as much as its page; a
-/// filter's density changes slowly, and either plan reads exactly the same page, so a plan a
-/// little out of date costs time, never a wrong answer.
+/// The page plans a storage handle found, per collection, posting keys and position, each kept
+/// for [`PLAN_TTL`]. Finding one takes a probe (the first step of postings against the versions
+/// it spans, see [`through_postings`]) that costs a common filter about as much as its page. The
+/// plan is reused only at the position it was found at: a label common in one stretch of a
+/// collection may be rare in another. So it serves the readers that ask for the same page: the
+/// consumers of a feed polling from the same `added_after`, a page asked for again. Either plan
+/// reads exactly the same page, so a plan a little out of date costs time, never a wrong answer.
 #[derive(Debug, Default)]
 pub struct PagePlans {
-    known: std::sync::Mutex<HashMap<(i64, Vec<String>), (PagePlan, std::time::Instant)>>,
+    /// Keys are hashed with this process's random keys (a label is the client's choice: no one
+    /// can make two of them share a plan on purpose).
+    hasher: std::collections::hash_map::RandomState,
+    known: std::sync::Mutex<HashMap<u64, (PagePlan, std::time::Instant)>>,
 }
 
 /// How long a page plan is trusted before the next page of that filter probes again.
 pub const PLAN_TTL: std::time::Duration = std::time::Duration::from_secs(30);
-/// Most plans kept (labels are the clients' own words): beyond this the oldest half goes.
+/// Most plans kept: beyond this the older half goes.
 const PLANS_KEPT: usize = 4096;
 
 impl PagePlans {
-    /// The plan found for these keys on this collection, if it is still fresh.
-    pub fn get(&self, collection: i64, tags: &[String]) -> Option<PagePlan> {
+    fn key(&self, collection: i64, tags: &[String], after: Option<i64>) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((collection, tags, after))
+    }
+
+    /// The plan found for these keys on this collection after this position, if still fresh.
+    pub fn get(&self, collection: i64, tags: &[String], after: Option<i64>) -> Option<PagePlan> {
+        let key = self.key(collection, tags, after);
         let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (plan, at) = known.get(&(collection, tags.to_vec()))?;
+        let (plan, at) = known.get(&key)?;
         (at.elapsed() < PLAN_TTL).then_some(*plan)
     }
 
-    /// Keeps the plan just found for these keys on this collection.
-    pub fn put(&self, collection: i64, tags: &[String], plan: PagePlan) {
+    /// Keeps the plan just found for these keys on this collection after this position.
+    pub fn put(&self, collection: i64, tags: &[String], after: Option<i64>, plan: PagePlan) {
+        let key = self.key(collection, tags, after);
         let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= PLANS_KEPT {
+            known.retain(|_, v| v.1.elapsed() < PLAN_TTL);
+        }
         if known.len() >= PLANS_KEPT {
             let mut ages: Vec<std::time::Instant> = known.values().map(|v| v.1).collect();
             let (_, median, _) = ages.select_nth_unstable(PLANS_KEPT / 2);
             let median = *median;
             known.retain(|_, v| v.1 > median);
         }
-        known.insert((collection, tags.to_vec()), (plan, std::time::Instant::now()));
+        known.insert(key, (plan, std::time::Instant::now()));
     }
 }
 
@@ -1114,16 +1129,22 @@ fn spans_fewer_versions(
     upto: i64,
     bound: usize,
 ) -> StorageResult<bool> {
-    Ok(nth_position_query(collection, after, bound).get_result::<i64>(c).optional()?.is_none_or(|at| at > upto))
+    Ok(nth_position_query(collection, after, upto, bound).get_result::<i64>(c).optional()?.is_none())
 }
 
-/// The position of a collection's `n`-th version (1-based) after a position.
+/// The position of a collection's `n`-th version (1-based) after a position, if it is at or
+/// before `upto`.
 pub(super) fn nth_position_query<'a>(
     collection: i64,
     after: Option<i64>,
+    upto: i64,
     n: usize,
 ) -> objects::BoxedQuery<'a, MultiBackend, diesel::sql_types::BigInt> {
-    let mut q = objects::table.filter(objects::collection_key.eq(collection)).select(objects::date_added).into_boxed();
+    let mut q = objects::table
+        .filter(objects::collection_key.eq(collection))
+        .filter(objects::date_added.le(upto))
+        .select(objects::date_added)
+        .into_boxed();
     if let Some(a) = after {
         q = q.filter(objects::date_added.gt(a));
     }
@@ -1145,7 +1166,8 @@ fn read_page(
         take(c, None)?;
         return Ok(());
     };
-    let known = p.plans.and_then(|plans| plans.get(p.collection, &tags));
+    let lower = lower_bound(p);
+    let known = p.plans.and_then(|plans| plans.get(p.collection, &tags, lower));
     if known == Some(PagePlan::Rows) || !postings_complete(c)? {
         take(c, None)?;
         return Ok(());
@@ -1158,7 +1180,7 @@ fn read_page(
         Ok(PagePlan::Rows)
     })?;
     if let (None, Some(plans)) = (known, p.plans) {
-        plans.put(p.collection, &tags, plan);
+        plans.put(p.collection, &tags, lower, plan);
     }
     Ok(())
 }
@@ -1955,21 +1977,23 @@ mod tests {
     use super::{PagePlan, PagePlans, PLANS_KEPT};
 
     #[test]
-    fn page_plans_are_kept_per_collection_and_keys_and_bounded() {
+    fn page_plans_are_kept_per_collection_keys_and_position_and_bounded() {
         let plans = PagePlans::default();
         let green = vec!["t:-".to_owned(), "t:0".to_owned(), "t:1".to_owned()];
-        assert_eq!(plans.get(1, &green), None);
-        plans.put(1, &green, PagePlan::Rows);
-        plans.put(2, &green, PagePlan::Postings);
-        assert_eq!(plans.get(1, &green), Some(PagePlan::Rows));
-        assert_eq!(plans.get(2, &green), Some(PagePlan::Postings));
-        assert_eq!(plans.get(1, &green[..1]), None, "other keys, another plan");
-        // Labels are the clients' words: a flood of them keeps at most PLANS_KEPT plans, the newest.
+        assert_eq!(plans.get(1, &green, None), None);
+        plans.put(1, &green, None, PagePlan::Rows);
+        plans.put(2, &green, Some(7), PagePlan::Postings);
+        assert_eq!(plans.get(1, &green, None), Some(PagePlan::Rows));
+        assert_eq!(plans.get(2, &green, Some(7)), Some(PagePlan::Postings));
+        assert_eq!(plans.get(1, &green[..1], None), None, "other keys, another plan");
+        assert_eq!(plans.get(1, &green, Some(1)), None, "found at another position");
+        assert_eq!(plans.get(2, &green, Some(8)), None, "found at another position");
+        // Labels and positions are the clients' choice: a flood keeps at most PLANS_KEPT plans.
         for i in 0..PLANS_KEPT * 3 {
-            plans.put(3, &[format!("l:{i}")], PagePlan::Postings);
+            plans.put(3, &[format!("l:{i}")], Some(1), PagePlan::Postings);
         }
         let kept = plans.known.lock().unwrap().len();
         assert!(kept <= PLANS_KEPT, "{kept}");
-        assert_eq!(plans.get(3, &[format!("l:{}", PLANS_KEPT * 3 - 1)]), Some(PagePlan::Postings));
+        assert_eq!(plans.get(3, &[format!("l:{}", PLANS_KEPT * 3 - 1)], Some(1)), Some(PagePlan::Postings));
     }
 }

@@ -118,7 +118,10 @@ pub fn explain_hot_queries(
     explain!("postings of a label after a position", postings_query(collection, "l:rare", Some(after), 1001));
     explain!("match[labels] page: the posted versions by seq", bodies_query_at(&p_labelled, Some(posted)));
     // The density probe of a filtered page: how far its first step of postings reaches.
-    explain!("position of the 2048th version after a position", nth_position_query(collection, Some(after), 2048));
+    explain!(
+        "position of the 2048th version after a position",
+        nth_position_query(collection, Some(after), i64::MAX, 2048)
+    );
     Ok(out)
 }
 
