@@ -4,7 +4,10 @@
 # driver (taxii-bench of the working tree) and run.sh's policy and ingest workloads (1 client
 # into one collection, then 4 clients into another, 1,000 objects per POST); then, with
 # --filters LIST, those filtered workloads on the one-client collection (as run.sh: 16
-# connections, pages of 100 after the mid-way position; --duration S each, default 5).
+# connections, pages of 100 after the mid-way position; --duration S each, default 5); with
+# --spread as well, those workloads again with each request after a position of its own (taxii-bench
+# filtered --spread: as clients paging through, no two asking for the same page), reported as
+# "<workload> (spread)".
 #
 #   bench/ab.sh --size 1000000 --runs 3 bcb5756 a42540b HEAD
 #   bench/ab.sh --size 1000000 --runs 3 --filters labels,tlp,rare_label,no_match a42540b HEAD
@@ -19,7 +22,7 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 AB_DIR="${AB_DIR:-/var/tmp/concordia-ab}"
 DATA_DIR="${BENCH_DATA_DIR:-/var/tmp/concordia-bench-data}"
 SEED=2026
-size=1000000 runs=3 out="" revs=() filters="" duration=5 report_only=0
+size=1000000 runs=3 out="" revs=() filters="" duration=5 report_only=0 spread=0
 die() { echo "ab.sh: $*" >&2; exit 1; }
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 while (($#)); do
@@ -30,7 +33,8 @@ while (($#)); do
     --filters) filters="${2:?}"; shift 2 ;;
     --duration) duration="${2:?}"; shift 2 ;;
     --report) report_only=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --spread) spread=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) revs+=("$1"); shift ;;
   esac
@@ -54,7 +58,8 @@ for n in names:
     db = [r["bytes"] / 1e6 for r in rows if r["cmd"] == "db" and mine(r, n)]
     num = lambda x: f"{x:,.0f}"
     print(f"| {n} | {fig(ing(1), num)} | {fig(ing(4), num)} | {fig(db, num)} |")
-wls = sorted({w["workload"] for r in rows if r["cmd"] == "filtered" for w in r["workloads"]})
+wl_of = lambda r, w: w["workload"] + (" (spread)" if r.get("spread") else "")
+wls = sorted({wl_of(r, w) for r in rows if r["cmd"] == "filtered" for w in r["workloads"]})
 if wls:
     print()
     print("| workload | " + " | ".join(names) + " |")
@@ -62,7 +67,7 @@ if wls:
     for wl in wls:
         cells = []
         for n in names:
-            ws = [w for r in rows if r["cmd"] == "filtered" and mine(r, n) for w in r["workloads"] if w["workload"] == wl]
+            ws = [w for r in rows if r["cmd"] == "filtered" and mine(r, n) for w in r["workloads"] if wl_of(r, w) == wl]
             ms = lambda x: f"{x:.2f} ms"
             cells.append(f"p50 {fig([w['p50_ms'] for w in ws], ms)} / p99 {fig([w['p99_ms'] for w in ws], ms)} · "
                          f"{fig([w['requests_per_s'] for w in ws], lambda x: f'{x:,.0f}')} req/s" if ws else "—")
@@ -173,6 +178,13 @@ for run in $(seq "$runs"); do
       "$BENCH" filtered --url "http://127.0.0.1:$port" --api-root bench --collection "$C1" --file "$file" \
         --known "$size" --workload "$filters" --connections 16 --duration "$duration" --json \
         --tag rev="$sha" --tag run="$run" --tag size="$size" >> "$out" || log "$sha run $run: a filtered check failed"
+      if ((spread)); then
+        log "$sha run $run: filtered reads ($filters), each after a position of its own, ${duration} s each"
+        "$BENCH" filtered --url "http://127.0.0.1:$port" --api-root bench --collection "$C1" --file "$file" \
+          --known "$size" --workload "$filters" --connections 16 --duration "$duration" --spread --json \
+          --tag rev="$sha" --tag run="$run" --tag size="$size" >> "$out" \
+          || log "$sha run $run: a spread filtered check failed"
+      fi
     fi
     stop
     printf '{"cmd":"db","tags":{"rev":"%s","run":"%s","size":"%s"},"bytes":%s}\n' "$sha" "$run" "$size" \

@@ -231,6 +231,12 @@ struct FilteredArgs {
     /// in the middle of the known ones, asked from the server).
     #[arg(long)]
     added_after: Option<String>,
+    /// Draw each request's `added_after` at random between the `date_added` of the middle object
+    /// and that of the object three quarters in, to the microsecond (no two requests ask for the
+    /// same page), as clients paging through a collection do; without it every request asks for
+    /// the page after one position (as consumers polling a feed from the same point do).
+    #[arg(long)]
+    spread: bool,
     /// Page size of the type and manifest workloads.
     #[arg(long, default_value_t = 100)]
     page: usize,
@@ -1656,6 +1662,21 @@ struct ManifestRecord {
 }
 
 /// The `date_added` of one object, from its manifest record, else from the page header.
+/// A TAXII timestamp's Unix microseconds.
+fn unix_micros(ts: &str) -> Result<i64> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("not a timestamp: {ts}"))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1000).context("timestamp out of range")
+}
+
+/// Unix microseconds as a TAXII timestamp (microsecond precision, UTC).
+fn taxii_timestamp(micros: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"))
+        .unwrap_or_default()
+}
+
 fn date_added_of(conn: &mut Conn, ep: &Endpoint, id: &str) -> Result<String> {
     let r = conn.get(&ep.coll(&format!("manifest/?match%5Bid%5D={}", enc(id))))?;
     if r.status == 200 {
@@ -1777,42 +1798,54 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
             date_added_of(&mut Conn::new(ep.clone()), &ep, mid)?
         }
     };
-    let paths = |kind: Kind, id: &str| -> String {
+    // With --spread: the range of positions (Unix microseconds) each request draws from.
+    let span = if a.spread {
+        let q3 = ids.get(ids.len() * 3 / 4).map(String::as_str).unwrap_or("");
+        let q3 = date_added_of(&mut Conn::new(ep.clone()), &ep, q3)?;
+        let (lo, hi) = (unix_micros(&added_after)?, unix_micros(&q3)?);
+        if hi <= lo {
+            bail!("--spread: the positions {added_after} and {q3} give no range");
+        }
+        Some((lo, hi))
+    } else {
+        None
+    };
+    let paths = |kind: Kind, id: &str, added_after: &str| -> String {
         match kind {
             Kind::Id => ep.coll(&format!("objects/?match%5Bid%5D={}", enc(id))),
             Kind::Type => ep.coll(&format!(
                 "objects/?match%5Btype%5D=indicator&added_after={}&limit={}",
-                enc(&added_after),
+                enc(added_after),
                 a.page
             )),
-            Kind::Manifest => ep.coll(&format!("manifest/?added_after={}&limit={}", enc(&added_after), a.page)),
+            Kind::Manifest => ep.coll(&format!("manifest/?added_after={}&limit={}", enc(added_after), a.page)),
             Kind::Labels => ep.coll(&format!(
                 "objects/?match%5Blabels%5D=partner-shared&added_after={}&limit={}",
-                enc(&added_after),
+                enc(added_after),
                 a.page
             )),
             Kind::Confidence => ep.coll(&format!(
                 "objects/?match%5Bconfidence-gte%5D=80&added_after={}&limit={}",
-                enc(&added_after),
+                enc(added_after),
                 a.page
             )),
             Kind::Tlp => {
-                ep.coll(&format!("objects/?match%5Btlp%5D=green&added_after={}&limit={}", enc(&added_after), a.page))
+                ep.coll(&format!("objects/?match%5Btlp%5D=green&added_after={}&limit={}", enc(added_after), a.page))
             }
             Kind::CreatedBy => ep.coll(&format!(
                 "objects/?match%5Bcreated_by_ref%5D={}&added_after={}&limit={}",
                 enc(&author),
-                enc(&added_after),
+                enc(added_after),
                 a.page
             )),
             Kind::RareLabel => ep.coll(&format!(
                 "objects/?match%5Blabels%5D={RARE_LABEL}&added_after={}&limit={}",
-                enc(&added_after),
+                enc(added_after),
                 a.page
             )),
             Kind::NoMatch => ep.coll(&format!(
                 "objects/?match%5Blabels%5D=no-such-label&added_after={}&limit={}",
-                enc(&added_after),
+                enc(added_after),
                 a.page
             )),
             Kind::Related => ep.coll(&format!("objects/?match%5Brelationships-all%5D={}", enc(id))),
@@ -1821,10 +1854,11 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
     // Runs: each a list of kinds to draw from, for `duration` seconds.
     let runs: Vec<Vec<Kind>> = if mixed { vec![kinds.clone()] } else { kinds.iter().map(|k| vec![*k]).collect() };
     let mut text = format!(
-        "filtered: {} connections, {:.0} s per workload, {} known ids, added_after {added_after}",
+        "filtered: {} connections, {:.0} s per workload, {} known ids, added_after {}",
         a.connections,
         a.duration,
-        ids.len()
+        ids.len(),
+        if a.spread { "<random, mid to three quarters>" } else { added_after.as_str() }
     );
     let mut results = Vec::new();
     let mut all_ok = true;
@@ -1838,7 +1872,8 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
         let end = t0 + Duration::from_secs_f64(a.duration);
         std::thread::scope(|s| {
             for t in 0..a.connections {
-                let (ids, run, stats, issued, paths, ep) = (&ids, run, &stats, &issued, &paths, ep.clone());
+                let (ids, run, stats, issued, paths, ep, added_after) =
+                    (&ids, run, &stats, &issued, &paths, ep.clone(), &added_after);
                 let seed = a.seed ^ ((run_no as u64) << 32) ^ (t as u64).wrapping_mul(0x9E37_79B9);
                 s.spawn(move || {
                     let mut rng = Rng::new(seed);
@@ -1851,7 +1886,13 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
                         let which = rng.below(run.len() as u64) as usize;
                         let (Some(kind), Some(st)) = (run.get(which), local.get_mut(which)) else { break };
                         let id = ids.get(rng.below(ids.len() as u64) as usize).map(String::as_str).unwrap_or("");
-                        let path = paths(*kind, id);
+                        let path = match span {
+                            Some((lo, hi)) => {
+                                let at = lo + i64::try_from(rng.below((hi - lo) as u64)).unwrap_or(0);
+                                paths(*kind, id, &taxii_timestamp(at))
+                            }
+                            None => paths(*kind, id, &added_after),
+                        };
                         let t = Instant::now();
                         let r = conn.get(&path);
                         let dt = t.elapsed().as_secs_f64();
@@ -1919,7 +1960,7 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
     }
     let summary = json!({
         "connections": a.connections, "duration": a.duration, "known": ids.len(), "page": a.page,
-        "added_after": added_after, "workloads": results, "ok": all_ok,
+        "added_after": added_after, "spread": a.spread, "workloads": results, "ok": all_ok,
     });
     emit(&a.output, "filtered", &text, obj(summary))?;
     Ok(all_ok)
