@@ -1891,7 +1891,7 @@ fn filtered(a: &FilteredArgs) -> Result<bool> {
                                 let at = lo + i64::try_from(rng.below((hi - lo) as u64)).unwrap_or(0);
                                 paths(*kind, id, &taxii_timestamp(at))
                             }
-                            None => paths(*kind, id, &added_after),
+                            None => paths(*kind, id, added_after),
                         };
                         let t = Instant::now();
                         let r = conn.get(&path);
