@@ -6,6 +6,8 @@ the optional profile collection `tlp_ceiling_amber` (at most TLP:AMBER, every ob
 no custom object types) and are skipped without it.
 """
 
+import json
+
 import pytest
 
 from support import stix
@@ -52,6 +54,24 @@ def test_T159_failure_names_property_and_rule(invalid_batch):
     assert "modified" in f.get(objs[1]["id"], ""), f
     assert "pattern" in f.get(objs[2]["id"], ""), f
     assert "confidence" in f.get(objs[3]["id"], ""), f
+
+
+def test_T159_an_object_parsers_read_differently_is_refused(api):
+    """I-JSON (§1.6.7): an object whose first member is named `$serde_json::private::RawValue` is
+    read by serde_json (Rust's common parser) as the JSON text in that member's string, here a
+    valid indicator or a TLP marking, and by every other parser as an object holding one odd
+    member. A server must not store what its consumers would read otherwise than it validated
+    it (found by Concordia's envelope fuzz target)."""
+    good = stix.indicator()
+    hidden = stix.indicator()
+    smuggled = {"$serde_json::private::RawValue": json.dumps(hidden)}
+    marked = stix.indicator()
+    marked["object_marking_refs"] = {"$serde_json::private::RawValue": json.dumps([TLP_GREEN])}
+    st = _post(api, api.coll["hidden"], [good, smuggled, marked])
+    assert st["success_count"] == 1, st
+    assert st["failure_count"] == 2, st
+    assert [s["id"] for s in st.get("successes", [])] == [good["id"]], st
+    assert hidden["id"] not in _failures(st), "the failure names what was sent, not what one parser saw"
 
 
 def _policy_collection(api):
