@@ -1075,8 +1075,9 @@ fn one_snapshot<T>(c: &mut Conn, f: impl FnOnce(&mut Conn) -> StorageResult<T>) 
 /// filter whose other conditions (or earlier versions) reject most candidates takes few steps,
 /// and one that keeps most reads few more rows than the page holds.
 ///
-/// With `probe`, returns false, having read nothing, when the filter is common: its first
-/// step's candidates lie among fewer than [`DENSE_RATIO`] times as many versions. The page is
+/// With `probe`, the first step is a sample of [`PROBE_STEP`] candidates, and the function
+/// returns false, having read nothing, when the filter is common: the sample lies among fewer
+/// than [`DENSE_RATIO`] times as many versions. The page is
 /// then cheaper read in position order with the filters checked on the rows (one index range,
 /// a statement prepared once), which the caller does.
 fn through_postings(
@@ -1093,7 +1094,11 @@ fn through_postings(
     loop {
         // Candidates per row kept so far (at first: one), with a margin.
         let step = wanted.saturating_mul(candidates.max(1)) / kept.max(1);
-        let step = step.saturating_add(step / 4 + 16).clamp(16, POSTINGS_STEP_MAX);
+        let mut step = step.saturating_add(step / 4 + 16).clamp(16, POSTINGS_STEP_MAX);
+        if probe && candidates == 0 {
+            // A sample tells the density about as well as a page, for a fraction of the reads.
+            step = step.min(PROBE_STEP);
+        }
         let at = postings.next(c, step)?;
         let ended = at.len() < step;
         if probe && candidates == 0 && !ended {
@@ -1118,6 +1123,9 @@ fn through_postings(
 
 /// A filter whose postings hold at least one version in this many is read on the rows.
 const DENSE_RATIO: usize = 16;
+/// Candidates the density probe reads (per key): a first step of postings this long, against
+/// the versions it spans.
+const PROBE_STEP: usize = 32;
 
 /// Whether a collection holds fewer than `bound` versions after `after` up to `upto` (a
 /// position): the position of its `bound`-th version after `after`, one step along the
