@@ -119,8 +119,8 @@ pub fn explain_hot_queries(
     explain!("match[labels] page: the posted versions by seq", bodies_query_at(&p_labelled, Some(posted)));
     // The density probe of a filtered page: how far its first step of postings reaches.
     explain!(
-        "position of the 2048th version after a position",
-        nth_position_query(collection, Some(after), i64::MAX, 2048)
+        "position of the 512th version after a position",
+        nth_position_query(collection, Some(after), i64::MAX, 512)
     );
     Ok(out)
 }
